@@ -1,0 +1,75 @@
+"""belugaflow: AI-assisted, fault-tolerant workflow orchestration.
+
+Describe a process once — a :class:`Chain` of steps or a :class:`Graph` of nodes — and run it in
+process. Everyday names live here; more in :mod:`belugaflow.graph`, :mod:`belugaflow.resilience`,
+:mod:`belugaflow.config` and :mod:`belugaflow.testing`.
+"""
+
+from ._chain import Chain, Step
+from ._errors import (
+    BelugaflowError,
+    BulkheadFullError,
+    CallTimeoutError,
+    CircuitOpenError,
+    ConfigError,
+    MaxStepsExceededError,
+    MissingEnvVarError,
+    NodeFailedError,
+    NonRetryableError,
+    RetryableError,
+    RouteError,
+    RunError,
+    RunTimeoutError,
+    SpecError,
+    StateConflictError,
+)
+from ._events import Event, EventKind, Hook
+from ._orchestrator import Orchestrator
+from ._runnable import Runnable
+from .config import Config, load_config
+from .graph import CompiledGraph, Graph, GraphSpec, Registry
+from .resilience import Bulkhead, CircuitBreaker, CircuitState, RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BelugaflowError",
+    "Bulkhead",
+    "BulkheadFullError",
+    "CallTimeoutError",
+    "Chain",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
+    "CompiledGraph",
+    "Config",
+    "ConfigError",
+    "Event",
+    "EventKind",
+    "Graph",
+    "GraphSpec",
+    "Hook",
+    "MaxStepsExceededError",
+    "MissingEnvVarError",
+    "NodeFailedError",
+    "NonRetryableError",
+    "Orchestrator",
+    "Registry",
+    "RetryPolicy",
+    "RetryableError",
+    "RouteError",
+    "Runnable",
+    "RunError",
+    "RunTimeoutError",
+    "SpecError",
+    "StateConflictError",
+    "Step",
+    "load_config",
+]
+
+# Tracebacks and reprs show the public path (belugaflow.Graph), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("belugaflow._"):
+        _obj.__module__ = __name__
+del _name, _obj

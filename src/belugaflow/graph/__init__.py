@@ -1,0 +1,23 @@
+"""Graphs: nodes sharing a state dict, with parallel branches, routes and loops.
+
+Build with :class:`Graph`, which compiles to an immutable :class:`GraphSpec` (plain data) plus a
+:class:`Registry` that resolves its names to callables.
+"""
+
+from ._builder import Graph
+from ._compiled import CompiledGraph
+from ._reducers import BUILTIN_REDUCERS, Reducer
+from ._registry import Registry
+from ._spec import EdgeSpec, GraphSpec, NodeSpec, RouterSpec
+
+__all__ = [
+    "BUILTIN_REDUCERS",
+    "CompiledGraph",
+    "EdgeSpec",
+    "Graph",
+    "GraphSpec",
+    "NodeSpec",
+    "Reducer",
+    "Registry",
+    "RouterSpec",
+]

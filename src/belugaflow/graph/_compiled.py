@@ -1,0 +1,144 @@
+"""``CompiledGraph``: a validated, runnable graph."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from .._errors import BelugaflowError, RunTimeoutError
+from .._events import Emit, Event, EventKind, Hook, make_emitter, stream_events
+from .._runnable import RunnableBase, run_blocking
+from ..resilience import BreakerRegistry
+from ._local import run_async, run_sync
+from ._mermaid import to_mermaid
+from ._plan import compile_plan
+from ._registry import Registry
+from ._spec import GraphSpec
+
+__all__ = ["CompiledGraph"]
+
+class CompiledGraph(RunnableBase):
+    """A graph ready to run: its :class:`GraphSpec` plus the callables its names resolve to.
+
+    ``invoke`` of a graph whose nodes and routers are all plain sync functions runs without an
+    event loop; any other graph runs on asyncio (``invoke`` then starts a private loop).
+    """
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        registry: Registry,
+        *,
+        breakers: BreakerRegistry | None = None,
+        hooks: Sequence[Hook] = (),
+    ) -> None:
+        self.spec = spec
+        self.registry = registry
+        self._plan = compile_plan(spec, registry, breakers or BreakerRegistry())
+        self._hooks = tuple(hooks)
+        self._emit = make_emitter(self._hooks)
+
+    def __repr__(self) -> str:
+        return f"<CompiledGraph {self.spec.name!r} v{self.spec.version}: {len(self.spec.nodes)} nodes>"
+
+    @property
+    def name(self) -> str:
+        """The graph's name."""
+        return self.spec.name
+
+    @property
+    def is_sync(self) -> bool:
+        return self._plan.sync_ok
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart."""
+        return to_mermaid(self.spec)
+
+    def _state(self, input: Any) -> dict[str, Any]:
+        if not isinstance(input, Mapping):
+            raise TypeError(
+                f"graph {self.spec.name!r}: input must be a dict of state, "
+                f"got {type(input).__name__}"
+            )
+        return dict(input)
+
+    def invoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the graph on ``input`` and return the final state."""
+        if not self._plan.sync_ok:
+            return run_blocking(self.ainvoke(input), what=f"graph {self.spec.name!r}")
+        state = self._state(input)
+        emit = self._emit
+        if emit is None:
+            return run_sync(self._plan, state, None)
+        emit(Event(EventKind.RUN_STARTED, self.spec.name, state=dict(state)))
+        try:
+            result = run_sync(self._plan, state, emit)
+        except BelugaflowError as error:
+            emit(Event(EventKind.RUN_FAILED, self.spec.name, error=error, state=_state_of(error)))
+            raise
+        emit(Event(EventKind.RUN_COMPLETED, self.spec.name, state=result))
+        return result
+
+    async def ainvoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the graph on ``input`` on the running loop and return the final state."""
+        return await self._arun(self._state(input), self._emit)
+
+    async def _arun(self, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
+        spec = self.spec
+        if emit is not None:
+            emit(Event(EventKind.RUN_STARTED, spec.name, state=dict(state)))
+        try:
+            try:
+                async with asyncio.timeout(spec.timeout):
+                    result = await run_async(self._plan, state, emit)
+            except TimeoutError as error:
+                assert spec.timeout is not None
+                raise RunTimeoutError(
+                    graph=spec.name, timeout=spec.timeout, node=None, state=state
+                ) from error
+        except BelugaflowError as error:
+            if emit is not None:
+                emit(Event(EventKind.RUN_FAILED, spec.name, error=error, state=_state_of(error)))
+            raise
+        if emit is not None:
+            emit(Event(EventKind.RUN_COMPLETED, spec.name, state=result))
+        return result
+
+    async def astream(self, input: Mapping[str, Any]) -> AsyncIterator[Event]:
+        """Yield run and node events as they happen; the last is ``run.completed``.
+
+        If the run fails, the ``run.failed`` event is yielded, then the error is raised.
+        """
+        state = self._state(input)
+        async for event in stream_events(self._hooks, lambda emit: self._arun(state, emit)):
+            yield event
+
+
+def _state_of(error: BaseException) -> dict[str, Any] | None:
+    state = getattr(error, "state", None)
+    return dict(state) if state is not None else None
+
+
+class SubgraphNode(RunnableBase):
+    """A compiled graph used as a node: it gets a copy of the state and returns what changed."""
+
+    def __init__(self, graph: CompiledGraph) -> None:
+        self.graph = graph
+
+    @property
+    def is_sync(self) -> bool:
+        return self.graph.is_sync
+
+    @staticmethod
+    def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in after.items() if k not in before or before[k] is not v}
+
+    def invoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        return self._changes(input, self.graph.invoke(input))
+
+    async def ainvoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        return self._changes(input, await self.graph.ainvoke(input))
+
+    def astream(self, input: Mapping[str, Any]) -> AsyncIterator[Event]:
+        return self.graph.astream(input)

@@ -1,0 +1,142 @@
+"""The in-process drivers of the scheduler: one without an event loop, one on asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .._errors import RunError, RunTimeoutError
+from .._events import Emit, Event, EventKind
+from .._execute import DeadlineExceeded, attempt_sync, call_async, call_sync
+from .._runnable import CallKind
+from ._plan import Plan, RouterCall
+from ._scheduler import Scheduler
+
+__all__ = ["run_async", "run_sync"]
+
+
+def _router_error(plan: Plan, i: int, error: Exception, state: Mapping[str, Any]) -> RunError:
+    graph, node = plan.spec.name, plan.names[i]
+    return RunError(
+        f"{graph!r}: the router after node {node!r} raised {type(error).__name__}: {error}",
+        graph=graph,
+        node=node,
+        state=state,
+    )
+
+
+def _emit_skips(sched: Scheduler, emit: Emit) -> None:
+    skipped = sched.skipped
+    if skipped:
+        for n in skipped:
+            emit(Event(EventKind.NODE_SKIPPED, sched.plan.spec.name, sched.plan.names[n]))
+        skipped.clear()
+
+
+def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
+    """Run a graph whose nodes and routers are all sync, one node at a time.
+
+    The run's timeout is checked between nodes and before retry sleeps: a plain sync call
+    cannot be interrupted.
+    """
+    spec = plan.spec
+    graph = spec.name
+    sched = Scheduler(plan, state, record_skips=emit is not None)
+    view = MappingProxyType(state)
+    ready = sched.ready
+    steps = plan.steps
+    routers = plan.routers
+    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+    i = -1
+    try:
+        while ready:
+            i = ready.popleft()
+            if not sched.start(i):
+                continue
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded
+            sched.merge(i, call_sync(steps[i], view, graph, emit, deadline))
+            router: RouterCall | None = routers[i]
+            if router is None:
+                sched.finish(i)
+            else:
+                try:
+                    result = router.fn(view)
+                except Exception as error:
+                    raise _router_error(plan, i, error, state) from error
+                sched.finish(i, sched.route(i, result))
+            if emit is not None:
+                _emit_skips(sched, emit)
+    except DeadlineExceeded as exc:
+        assert spec.timeout is not None
+        raise RunTimeoutError(
+            graph=graph, timeout=spec.timeout, node=plan.names[i], state=state
+        ) from exc.__cause__
+    except RunError as error:
+        error.state = dict(state)
+        raise
+    return state
+
+
+async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
+    """Run any graph on the running event loop, at most ``max_workers`` nodes at once.
+
+    Plain sync nodes run inline on the scheduler (no task); the rest run as tasks. Completed
+    tasks are taken in node order, so ``parallel=False`` and ties are reproducible.
+    """
+    spec = plan.spec
+    graph = spec.name
+    limit = spec.max_workers if spec.parallel else 1
+    sched = Scheduler(plan, state, record_skips=emit is not None)
+    view = MappingProxyType(state)
+    ready = sched.ready
+    steps = plan.steps
+    running: dict[asyncio.Task[Any], int] = {}
+
+    async def complete(i: int, update: Any) -> None:
+        sched.merge(i, update)
+        router = plan.routers[i]
+        if router is None:
+            sched.finish(i)
+        else:
+            try:
+                result = await router.fn(view) if router.is_async else router.fn(view)
+            except Exception as error:
+                raise _router_error(plan, i, error, state) from error
+            sched.finish(i, sched.route(i, result))
+        if emit is not None:
+            _emit_skips(sched, emit)
+
+    try:
+        while True:
+            while ready and len(running) < limit:
+                i = ready.popleft()
+                if not sched.start(i):
+                    continue
+                step = steps[i]
+                if step.kind is CallKind.INLINE:
+                    try:
+                        update = attempt_sync(step, view, graph, emit, 1)
+                    except Exception as error:  # retries need sleeps: continue in a task
+                        task = asyncio.create_task(call_async(step, view, graph, emit, error))
+                        running[task] = i
+                    else:
+                        await complete(i, update)
+                else:
+                    running[asyncio.create_task(call_async(step, view, graph, emit))] = i
+            if not running:
+                return state
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=running.__getitem__):
+                await complete(running.pop(task), task.result())
+    except RunError as error:
+        error.state = dict(state)
+        raise
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)

@@ -1,0 +1,69 @@
+"""Registry: names ↔ callables, so specs stay plain data and any worker can resolve them."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+__all__ = ["Registry"]
+
+
+class Registry:
+    """Maps keys to node callables, routers, reducers and Runnables.
+
+    A key, once taken, always means the same object: registering another object under it is an
+    error, so a spec can never silently run different code than it was built with.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, object] = {}
+
+    @staticmethod
+    def key_for(obj: object, fallback: str) -> str:
+        """The natural key of ``obj``: ``module:qualname`` for module-level functions and
+        classes (stable across processes), else ``fallback``."""
+        qualname = getattr(obj, "__qualname__", None)
+        module = getattr(obj, "__module__", None)
+        if (
+            (inspect.isfunction(obj) or inspect.isclass(obj))
+            and qualname
+            and module
+            and "<" not in qualname
+        ):
+            return f"{module}:{qualname}"
+        return fallback
+
+    def register(self, key: str, obj: object) -> str:
+        """Register ``obj`` under ``key`` and return the key.
+
+        Raises:
+            ValueError: ``key`` already names a different object.
+        """
+        current = self._items.setdefault(key, obj)
+        if current is not obj:
+            raise ValueError(
+                f"registry key {key!r} already names {current!r}; "
+                f"refusing to rebind it to {obj!r} (use another node name)"
+            )
+        return key
+
+    def resolve(self, key: str) -> object:
+        """The object registered under ``key``.
+
+        Raises:
+            KeyError: nothing is registered under ``key``; the message lists what is.
+        """
+        try:
+            return self._items[key]
+        except KeyError:
+            known = ", ".join(sorted(self._items)) or "nothing"
+            raise KeyError(f"no callable registered as {key!r} (registered: {known})") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)

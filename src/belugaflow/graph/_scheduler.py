@@ -1,0 +1,249 @@
+"""The scheduling semantics of a graph run, as a pure state machine.
+
+No I/O, no clock, no randomness: the drivers (sync, asyncio and, later, Temporal's workflow)
+call :meth:`Scheduler.start`, :meth:`~Scheduler.merge`, :meth:`~Scheduler.route` and
+:meth:`~Scheduler.finish`, and take nodes from :attr:`Scheduler.ready`. The rules:
+
+* A node runs once every forward in-edge is resolved — fired, or skipped because its source
+  was skipped or its router chose another route — and at least one fired (AND-join). A node
+  whose in-edges were all skipped is skipped too, so skips propagate and no join waits forever.
+* A route that closes a cycle is a *loop-back*. Choosing it restarts its target and everything
+  the target reaches; it waits until no node of that region is still running, so no result is
+  lost or merged twice. A loop-back must be the router's only choice.
+* A key without a reducer may be written by two nodes only if one always runs before the other;
+  otherwise the result would depend on timing, and the run fails with StateConflictError.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import MaxStepsExceededError, RouteError, RunError, StateConflictError
+from ._plan import Plan
+
+__all__ = ["Scheduler"]
+
+WAITING, READY, RUNNING, DONE, SKIPPED, PARKED = range(6)
+
+
+class Scheduler:
+    """The state of one graph run: node statuses, pending edges and the state dict."""
+
+    __slots__ = (
+        "choice",
+        "loops",
+        "pending",
+        "plan",
+        "ready",
+        "running",
+        "skipped",
+        "state",
+        "status",
+        "steps",
+        "writer",
+    )
+
+    def __init__(self, plan: Plan, state: dict[str, Any], *, record_skips: bool = False) -> None:
+        self.plan = plan
+        self.state = state
+        size = len(plan.names)
+        self.status = [WAITING] * size
+        self.pending = list(plan.indegree)
+        self.choice: list[frozenset[int] | None] = [None] * size
+        self.writer: dict[str, int] = {}
+        self.steps = 0
+        self.running = 0
+        self.ready: deque[int] = deque()
+        self.loops: list[int] = []
+        self.skipped: list[int] | None = [] if record_skips else None
+        for i in plan.entry:
+            self._resolve(i)
+
+    @property
+    def done(self) -> bool:
+        """Nothing is ready or running: the run is over."""
+        return not self.ready and not self.running
+
+    def start(self, i: int) -> bool:
+        """Mark node ``i`` running; False if it must not start now (its loop is restarting).
+
+        Raises:
+            MaxStepsExceededError: the run has used up ``max_steps``.
+        """
+        if self.loops and self._hold(i):
+            return False
+        self.steps += 1
+        if self.steps > self.plan.spec.max_steps:
+            spec = self.plan.spec
+            raise MaxStepsExceededError(
+                f"{spec.name!r}: run exceeded max_steps={spec.max_steps} node steps before node"
+                f" {self.plan.names[i]!r}; a loop probably never takes its exit route",
+                graph=spec.name,
+                node=self.plan.names[i],
+                state=self.state,
+            )
+        self.status[i] = RUNNING
+        self.running += 1
+        return True
+
+    def merge(self, i: int, update: Any) -> None:
+        """Merge node ``i``'s returned update into the state."""
+        if update is None:
+            return
+        if type(update) is not dict:
+            if not isinstance(update, Mapping):
+                name = self.plan.names[i]
+                raise RunError(
+                    f"{self.plan.spec.name!r}: node {name!r} returned {type(update).__name__};"
+                    " a node must return a dict of state updates or None",
+                    graph=self.plan.spec.name,
+                    node=name,
+                    state=self.state,
+                )
+            update = dict(update)
+        plan = self.plan
+        reducers = plan.reducers
+        writer = self.writer
+        state = self.state
+        ancestors = plan.ancestors
+        for key, value in update.items():
+            if reducers:
+                reducer = reducers.get(key)
+                if reducer is not None:
+                    state[key] = reducer(state.get(key), value)
+                    continue
+            w = writer.get(key)
+            if w is not None and w != i and not ((ancestors[i] >> w) & 1 or (ancestors[w] >> i) & 1):
+                raise StateConflictError(
+                    graph=plan.spec.name,
+                    key=key,
+                    nodes=(plan.names[w], plan.names[i]),
+                    state=state,
+                )
+            writer[key] = i
+            state[key] = value
+
+    def route(self, i: int, result: Any) -> frozenset[int]:
+        """The targets that node ``i``'s router chose by returning ``result``."""
+        router = self.plan.routers[i]
+        assert router is not None  # only called for nodes with a router
+        keys = result if isinstance(result, list | tuple | set | frozenset) else (result,)
+        targets = set()
+        for key in keys:
+            target = router.routes.get(key) if isinstance(key, str) else None
+            if target is None:
+                raise RouteError(
+                    f"{self.plan.spec.name!r}: the router after node {self.plan.names[i]!r}"
+                    f" returned {key!r}, which is not one of its routes"
+                    f" ({', '.join(map(repr, router.routes))})",
+                    graph=self.plan.spec.name,
+                    node=self.plan.names[i],
+                    state=self.state,
+                )
+            targets.add(target)
+        if len(targets) > 1 and targets & router.back:
+            raise RouteError(
+                f"{self.plan.spec.name!r}: the router after node {self.plan.names[i]!r} chose a"
+                f" loop-back route together with others ({', '.join(map(repr, keys))});"
+                " a loop-back must be chosen alone",
+                graph=self.plan.spec.name,
+                node=self.plan.names[i],
+                state=self.state,
+            )
+        return frozenset(targets)
+
+    def finish(self, i: int, chosen: frozenset[int] | None = None) -> None:
+        """Node ``i`` completed (its update merged); fire its edges."""
+        plan = self.plan
+        self.status[i] = DONE
+        self.running -= 1
+        self.choice[i] = chosen
+        if chosen is not None and chosen & plan.routers[i].back:  # type: ignore[union-attr]
+            self.loops.append(next(iter(chosen)))
+        else:
+            pending = self.pending
+            for target in plan.static_succ[i]:
+                left = pending[target] - 1
+                pending[target] = left
+                if not left:
+                    self._resolve(target)
+            for target in plan.cond_succ[i]:
+                left = pending[target] - 1
+                pending[target] = left
+                if not left:
+                    self._resolve(target)
+        if self.loops:
+            self._settle_loops()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _fired(self, target: int) -> bool:
+        if self.plan.is_entry[target]:
+            return True
+        status = self.status
+        choice = self.choice
+        for source, conditional in self.plan.in_edges[target]:
+            if status[source] == DONE and (not conditional or target in choice[source]):  # type: ignore[operator]
+                return True
+        return False
+
+    def _resolve(self, target: int) -> None:
+        """All in-edges of ``target`` are resolved: make it ready, or skip it and what follows."""
+        if self._fired(target):
+            self.status[target] = READY
+            self.ready.append(target)
+            return
+        plan = self.plan
+        pending = self.pending
+        stack = [target]
+        while stack:
+            node = stack.pop()
+            self.status[node] = SKIPPED
+            if self.skipped is not None:
+                self.skipped.append(node)
+            for nxt in (*plan.static_succ[node], *plan.cond_succ[node]):
+                left = pending[nxt] - 1
+                pending[nxt] = left
+                if not left:
+                    if self._fired(nxt):
+                        self.status[nxt] = READY
+                        self.ready.append(nxt)
+                    else:
+                        stack.append(nxt)
+
+    def _hold(self, i: int) -> bool:
+        regions = self.plan.regions
+        if any(i in regions[t] for t in self.loops):
+            self.status[i] = PARKED
+            return True
+        return False
+
+    def _settle_loops(self) -> None:
+        """Restart every loop whose region has no running node left."""
+        status = self.status
+        for target in list(self.loops):
+            region = self.plan.regions[target]
+            if any(status[n] == RUNNING for n in region):
+                continue
+            self.loops.remove(target)
+            self._restart(target, region)
+
+    def _restart(self, target: int, region: frozenset[int]) -> None:
+        status = self.status
+        for n in region:
+            status[n] = WAITING
+            self.choice[n] = None
+        for n in region:  # an edge is unresolved if its source is in the region or not done yet
+            self.pending[n] = sum(
+                1
+                for source, _ in self.plan.in_edges[n]
+                if source in region or status[source] not in (DONE, SKIPPED)
+            )
+        kept = [n for n in self.ready if n not in region]
+        self.ready.clear()
+        self.ready.extend(kept)
+        self.pending[target] = 0
+        status[target] = READY
+        self.ready.append(target)

@@ -1,0 +1,234 @@
+"""``GraphSpec``: the immutable, JSON-serializable description of a graph.
+
+A spec is what travels — to Temporal as workflow input, through REST, from YAML. It names
+callables (nodes, routers, custom reducers) by their key in a
+:class:`~belugaflow.graph.Registry`; it never holds a function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from .._errors import SpecError
+from ..resilience import RetryPolicy
+
+__all__ = ["SPEC_FORMAT", "EdgeSpec", "GraphSpec", "NodeSpec", "RouterSpec"]
+
+SPEC_FORMAT = 1
+"""Version of the ``to_dict`` layout; bumped on incompatible changes."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSpec:
+    """One node: its name in the graph, the registry key of its callable and its policies."""
+
+    name: str
+    """Unique name within the graph."""
+    ref: str
+    """Registry key of the callable."""
+    retry: RetryPolicy | None = None
+    """Retry policy; None means the graph's default."""
+    timeout: float | None = None
+    """Seconds one attempt may take; None means no limit."""
+    breaker: str | None = None
+    """Name of the circuit breaker guarding the node, if any."""
+    blocking: bool = False
+    """Run a sync callable in a worker thread (it does blocking I/O)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSpec:
+    """An unconditional edge: ``target`` may run once ``source`` completed."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouterSpec:
+    """A conditional edge set: after ``source`` runs, the router picks routes by key."""
+
+    source: str
+    """The node whose completion triggers the router."""
+    ref: str
+    """Registry key of the router callable; it returns a route key or a list of keys."""
+    routes: tuple[tuple[str, str], ...]
+    """``(key, target node)`` pairs, in declaration order."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphSpec:
+    """A validated graph, as plain data. Build one with :class:`~belugaflow.Graph`."""
+
+    name: str
+    version: int = 1
+    """Version of this graph's definition; a run keeps the version it started with."""
+    nodes: tuple[NodeSpec, ...]
+    edges: tuple[EdgeSpec, ...] = ()
+    routers: tuple[RouterSpec, ...] = ()
+    entry: tuple[str, ...]
+    """Nodes that run first."""
+    finish: tuple[str, ...]
+    """Nodes whose completion ends the interesting part of the run; each must be reachable."""
+    reducers: tuple[tuple[str, str], ...] = ()
+    """``(state key, reducer key)``: how parallel writes to the key combine."""
+    max_workers: int = 10
+    """Most nodes running at once."""
+    parallel: bool = True
+    """False runs ready nodes one at a time, in a stable order."""
+    max_steps: int = 1000
+    """Most node runs in one run; loops beyond it fail the run."""
+    timeout: float | None = 600.0
+    """Seconds the whole run may take; None means no limit."""
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy.default)
+    """Retry policy for nodes that do not set their own."""
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise SpecError(f"graph {self.name!r}", problems)
+
+    def problems(self) -> list[str]:
+        """Every structural problem of this spec (empty when valid)."""
+        from ._validate import spec_problems
+
+        return spec_problems(self)
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name``."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    # -- serialization -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """This spec as JSON-compatible data (see :meth:`from_dict`)."""
+        return {
+            "format": SPEC_FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "nodes": [_node_to_dict(n) for n in self.nodes],
+            "edges": [[e.source, e.target] for e in self.edges],
+            "routers": [
+                {"source": r.source, "ref": r.ref, "routes": dict(r.routes)} for r in self.routers
+            ],
+            "entry": list(self.entry),
+            "finish": list(self.finish),
+            "reducers": dict(self.reducers),
+            "max_workers": self.max_workers,
+            "parallel": self.parallel,
+            "max_steps": self.max_steps,
+            "timeout": self.timeout,
+            "retry": retry_to_dict(self.retry),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GraphSpec:
+        """Rebuild a spec from :meth:`to_dict` output.
+
+        Raises:
+            SpecError: the data is malformed or describes an invalid graph.
+        """
+        name = str(data.get("name", "<unnamed>"))
+        try:
+            if data.get("format", SPEC_FORMAT) != SPEC_FORMAT:
+                raise ValueError(f"unsupported format {data.get('format')!r}")
+            return cls(
+                name=data["name"],
+                version=data.get("version", 1),
+                nodes=tuple(_node_from_dict(n) for n in data["nodes"]),
+                edges=tuple(EdgeSpec(s, t) for s, t in data.get("edges", ())),
+                routers=tuple(
+                    RouterSpec(source=r["source"], ref=r["ref"], routes=tuple(r["routes"].items()))
+                    for r in data.get("routers", ())
+                ),
+                entry=tuple(data["entry"]),
+                finish=tuple(data["finish"]),
+                reducers=tuple(data.get("reducers", {}).items()),
+                max_workers=data.get("max_workers", 10),
+                parallel=data.get("parallel", True),
+                max_steps=data.get("max_steps", 1000),
+                timeout=data.get("timeout", 600.0),
+                retry=retry_from_dict(data["retry"]) if "retry" in data else RetryPolicy.default,
+            )
+        except SpecError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            what = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+            raise SpecError(f"graph spec {name!r}", [what]) from error
+
+    def to_json(self) -> str:
+        """This spec as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GraphSpec:
+        """Rebuild a spec from :meth:`to_json` output."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SpecError("graph spec JSON", [str(error)]) from error
+        return cls.from_dict(data)
+
+
+def _node_to_dict(node: NodeSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": node.name, "ref": node.ref}
+    if node.retry is not None:
+        data["retry"] = retry_to_dict(node.retry)
+    if node.timeout is not None:
+        data["timeout"] = node.timeout
+    if node.breaker is not None:
+        data["breaker"] = node.breaker
+    if node.blocking:
+        data["blocking"] = True
+    return data
+
+
+def _node_from_dict(data: Mapping[str, Any]) -> NodeSpec:
+    retry = data.get("retry")
+    return NodeSpec(
+        name=data["name"],
+        ref=data["ref"],
+        retry=retry_from_dict(retry) if retry is not None else None,
+        timeout=data.get("timeout"),
+        breaker=data.get("breaker"),
+        blocking=data.get("blocking", False),
+    )
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:
+    """A retry policy as JSON data; exception types travel by name."""
+    return {
+        "max_attempts": policy.max_attempts,
+        "initial_interval": _seconds(policy.initial_interval),
+        "backoff_coefficient": policy.backoff_coefficient,
+        "max_interval": _seconds(policy.max_interval),
+        "jitter": policy.jitter,
+        "max_elapsed": _seconds(policy.max_elapsed),
+        "non_retryable": sorted(
+            {t.__name__ for t in policy.non_retryable} | set(policy.non_retryable_names)
+        ),
+    }
+
+
+def retry_from_dict(data: Mapping[str, Any]) -> RetryPolicy:
+    """The inverse of :func:`retry_to_dict`."""
+    return RetryPolicy(
+        max_attempts=data["max_attempts"],
+        initial_interval=data["initial_interval"],
+        backoff_coefficient=data["backoff_coefficient"],
+        max_interval=data.get("max_interval"),
+        jitter=data.get("jitter", 0.0),
+        max_elapsed=data.get("max_elapsed"),
+        non_retryable_names=tuple(data.get("non_retryable", ())),
+    )

@@ -1,0 +1,143 @@
+"""Structural checks of a :class:`GraphSpec`: every problem, each naming its node or edge."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._spec import GraphSpec
+
+__all__ = ["find_cycle", "spec_problems"]
+
+
+def spec_problems(spec: GraphSpec) -> list[str]:
+    """List every problem of ``spec``; an empty list means it is valid."""
+    problems: list[str] = []
+    if not spec.name:
+        problems.append("the graph has no name")
+    problems += _setting_problems(spec)
+
+    names = [n.name for n in spec.nodes]
+    known = set(names)
+    if not names:
+        problems.append("the graph has no nodes (add_node)")
+    for name, count in Counter(names).items():
+        if count > 1:
+            problems.append(f"node {name!r} is defined {count} times")
+    for node in spec.nodes:
+        if not node.name:
+            problems.append("a node has an empty name")
+        if not node.ref:
+            problems.append(f"node {node.name!r} has no callable reference")
+
+    def unknown(what: str, name: str) -> None:
+        if name not in known:
+            problems.append(f"{what} refers to unknown node {name!r}")
+
+    for source, target in Counter((e.source, e.target) for e in spec.edges):
+        unknown(f"edge {source!r} -> {target!r}", source)
+        unknown(f"edge {source!r} -> {target!r}", target)
+    for (source, target), count in Counter((e.source, e.target) for e in spec.edges).items():
+        if count > 1:
+            problems.append(f"edge {source!r} -> {target!r} is added {count} times")
+    for source, count in Counter(r.source for r in spec.routers).items():
+        if count > 1:
+            problems.append(f"node {source!r} has {count} routers; merge them into one")
+    for router in spec.routers:
+        unknown("a conditional edge", router.source)
+        if not router.routes:
+            problems.append(f"the router after {router.source!r} has no routes")
+        for key, target in router.routes:
+            unknown(f"route {key!r} of the router after {router.source!r}", target)
+    if not spec.entry:
+        problems.append("the graph has no entry point (set_entry_point)")
+    if not spec.finish:
+        problems.append("the graph has no finish point (set_finish_point)")
+    for name in spec.entry:
+        unknown("entry point", name)
+    for name in spec.finish:
+        unknown("finish point", name)
+    for key, ref in spec.reducers:
+        if not key or not ref:
+            problems.append(f"reducer {key!r} -> {ref!r} needs a state key and a reducer name")
+
+    if not problems:  # graph analyses need every name to resolve
+        problems += _flow_problems(spec)
+    return problems
+
+
+def _setting_problems(spec: GraphSpec) -> list[str]:
+    problems = []
+    if spec.version < 1:
+        problems.append(f"version must be >= 1, got {spec.version}")
+    if spec.max_workers < 1:
+        problems.append(f"max_workers must be >= 1, got {spec.max_workers}")
+    if spec.max_steps < 1:
+        problems.append(f"max_steps must be >= 1, got {spec.max_steps}")
+    if spec.timeout is not None and spec.timeout <= 0:
+        problems.append(f"timeout must be > 0 seconds or None, got {spec.timeout}")
+    for node in spec.nodes:
+        if node.timeout is not None and node.timeout <= 0:
+            problems.append(f"node {node.name!r}: timeout must be > 0 seconds, got {node.timeout}")
+    return problems
+
+
+def _flow_problems(spec: GraphSpec) -> list[str]:
+    problems = []
+    static: dict[str, list[str]] = {n.name: [] for n in spec.nodes}
+    for edge in spec.edges:
+        static[edge.source].append(edge.target)
+    cycle = find_cycle(static)
+    if cycle:
+        path = " -> ".join(repr(n) for n in cycle)
+        problems.append(
+            f"unconditional cycle {path}: a loop must pass through a conditional edge"
+            " (add_conditional_edges), or it could never end"
+        )
+    every: dict[str, list[str]] = {name: list(targets) for name, targets in static.items()}
+    for router in spec.routers:
+        every[router.source].extend(target for _, target in router.routes)
+    reached = _reachable(every, spec.entry)
+    for name in static:
+        if name not in reached:
+            kind = "finish point" if name in spec.finish else "node"
+            problems.append(f"{kind} {name!r} cannot be reached from the entry points")
+    return problems
+
+
+def _reachable(successors: dict[str, list[str]], start: Iterable[str]) -> set[str]:
+    seen = set(start)
+    stack = list(seen)
+    while stack:
+        for nxt in successors[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def find_cycle(successors: dict[str, list[str]]) -> list[str] | None:
+    """One cycle of the directed graph as ``[a, b, ..., a]``, or None if it is acyclic."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(successors, white)
+    for root in successors:
+        if color[root] != white:
+            continue
+        path = [root]
+        color[root] = grey
+        iters = [iter(successors[root])]
+        while iters:
+            for nxt in iters[-1]:
+                if color[nxt] == grey:
+                    return [*path[path.index(nxt) :], nxt]
+                if color[nxt] == white:
+                    color[nxt] = grey
+                    path.append(nxt)
+                    iters.append(iter(successors[nxt]))
+                    break
+            else:
+                color[path.pop()] = black
+                iters.pop()
+    return None
