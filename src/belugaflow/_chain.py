@@ -72,7 +72,7 @@ class Chain(RunnableBase):
         calls = []
         seen: set[str] = set()
         for index, raw in enumerate(steps):
-            step = raw if isinstance(raw, Step) else Step(fn=raw)  # type: ignore[arg-type]
+            step = raw if isinstance(raw, Step) else Step(fn=raw)
             step_name = step.name or _step_name(step.fn, index)
             if step_name in seen:
                 step_name = f"{step_name}#{index}"
@@ -159,17 +159,17 @@ class Chain(RunnableBase):
                         try:
                             value = attempt_sync(current, value, self.name, emit, 1)
                             continue
-                        except Exception as error:  # retries need sleeps
-                            value = await call_async(current, value, self.name, emit, error)
+                        except Exception as first:  # retries need sleeps
+                            value = await call_async(current, value, self.name, emit, first)
                     else:
                         value = await call_async(current, value, self.name, emit)
         except TimeoutError as exc:
             assert self.timeout is not None
-            error = RunTimeoutError(
+            timed_out = RunTimeoutError(
                 graph=self.name, timeout=self.timeout, node=current.name, state={}
             )
-            self._failed(error, current.name, value, emit)
-            raise error from exc
+            self._failed(timed_out, current.name, value, emit)
+            raise timed_out from exc
         except BelugaflowError as error:
             self._failed(error, current.name, value, emit)
             raise

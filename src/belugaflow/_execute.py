@@ -74,7 +74,7 @@ def attempt_sync(step: StepCall, arg: Any, graph: str, emit: Emit | None, attemp
             breaker.before_call()
         if step.kind is CallKind.INLINE:
             result = step.fn(arg)
-        else:
+        else:  # a sync-capable Runnable
             result = step.fn.invoke(arg)  # type: ignore[attr-defined]
     except Exception as error:
         if breaker is not None and not isinstance(error, CircuitOpenError):

@@ -179,7 +179,9 @@ class Graph(RunnableBase):
             ref = router
         else:
             if not callable(router):
-                raise TypeError(f"graph {self.name!r}: the router after {source!r} must be callable")
+                raise TypeError(
+                    f"graph {self.name!r}: the router after {source!r} must be callable"
+                )
             ref = self._register(router, f"{source}.router")
         self._routers.append(RouterSpec(source=source, ref=ref, routes=tuple(routes.items())))
         return self
@@ -200,10 +202,7 @@ class Graph(RunnableBase):
         """How writes to state ``key`` combine: ``"append"``, ``"merge"``, ``"add"`` or a
         function ``reducer(current, update) -> new`` (``current`` is None while unset)."""
         self._mutable()
-        if isinstance(reducer, str):
-            ref = reducer
-        else:
-            ref = self._register(reducer, f"reducer.{key}")
+        ref = reducer if isinstance(reducer, str) else self._register(reducer, f"reducer.{key}")
         self._reducers[key] = ref
         return self
 

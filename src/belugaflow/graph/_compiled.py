@@ -18,6 +18,7 @@ from ._spec import GraphSpec
 
 __all__ = ["CompiledGraph"]
 
+
 class CompiledGraph(RunnableBase):
     """A graph ready to run: its :class:`GraphSpec` plus the callables its names resolve to.
 
@@ -40,7 +41,9 @@ class CompiledGraph(RunnableBase):
         self._emit = make_emitter(self._hooks)
 
     def __repr__(self) -> str:
-        return f"<CompiledGraph {self.spec.name!r} v{self.spec.version}: {len(self.spec.nodes)} nodes>"
+        return (
+            f"<CompiledGraph {self.spec.name!r} v{self.spec.version}: {len(self.spec.nodes)} nodes>"
+        )
 
     @property
     def name(self) -> str:

@@ -87,7 +87,7 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
         if kind is CallKind.INLINE and node.timeout is not None:
             kind = CallKind.THREAD  # a plain call can't be interrupted; a thread can be abandoned
         retry = node.retry if node.retry is not None else spec.retry
-        steps.append(StepCall(node.name, fn, kind, retry, node.timeout, breaker))  # type: ignore[arg-type]
+        steps.append(StepCall(node.name, fn, kind, retry, node.timeout, breaker))
 
     static_succ: list[list[int]] = [[] for _ in range(size)]
     for edge in spec.edges:
@@ -117,7 +117,7 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
             registry, ref, f"reducer of {key!r}", problems
         )
         if reducer is not None:
-            reducers[key] = reducer  # type: ignore[assignment]
+            reducers[key] = reducer
     if problems:
         raise SpecError(f"graph {spec.name!r}", problems)
 
@@ -132,9 +132,9 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
     for i in entry:
         indegree[i] += 1
 
-    sync_ok = all(
-        sync_capable(s.fn, s.kind) and s.timeout is None for s in steps
-    ) and not any(r is not None and r.is_async for r in routers)
+    sync_ok = all(sync_capable(s.fn, s.kind) and s.timeout is None for s in steps) and not any(
+        r is not None and r.is_async for r in routers
+    )
     back_targets = {t for r in routers if r is not None for t in r.back}
     return Plan(
         spec=spec,

@@ -115,7 +115,11 @@ class Scheduler:
                     state[key] = reducer(state.get(key), value)
                     continue
             w = writer.get(key)
-            if w is not None and w != i and not ((ancestors[i] >> w) & 1 or (ancestors[w] >> i) & 1):
+            if (
+                w is not None
+                and w != i
+                and not ((ancestors[i] >> w) & 1 or (ancestors[w] >> i) & 1)
+            ):
                 raise StateConflictError(
                     graph=plan.spec.name,
                     key=key,

@@ -1,0 +1,49 @@
+"""Configuration: the ``config.yaml`` models and their loader.
+
+Load a file with :func:`load_config`; every section is optional and has defaults. String values
+may use ``${VAR}`` and ``${VAR:-default}``; ``BELUGAFLOW__SECTION__KEY`` environment variables
+override single keys. See ``docs/config.md``. ``ConfigError`` and ``MissingEnvVarError`` are
+re-exported from :mod:`belugaflow._errors` for convenience.
+"""
+
+from belugaflow._errors import ConfigError, MissingEnvVarError
+from belugaflow.config._loader import load_config, load_config_text
+from belugaflow.config._models import (
+    AppConfig,
+    ChainConfig,
+    Config,
+    Duration,
+    GraphConfig,
+    LLMConfig,
+    MetricsConfig,
+    MonitoringConfig,
+    OrchestrationConfig,
+    OtelConfig,
+    PositiveDuration,
+    ProviderConfig,
+    Secret,
+    TemporalConfig,
+    WorkflowConfig,
+)
+
+__all__ = [
+    "AppConfig",
+    "ChainConfig",
+    "Config",
+    "ConfigError",
+    "Duration",
+    "GraphConfig",
+    "LLMConfig",
+    "MetricsConfig",
+    "MissingEnvVarError",
+    "MonitoringConfig",
+    "OrchestrationConfig",
+    "OtelConfig",
+    "PositiveDuration",
+    "ProviderConfig",
+    "Secret",
+    "TemporalConfig",
+    "WorkflowConfig",
+    "load_config",
+    "load_config_text",
+]

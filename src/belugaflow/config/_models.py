@@ -1,0 +1,370 @@
+"""The configuration models: one frozen pydantic model per section of ``config.yaml``."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    PlainSerializer,
+)
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from belugaflow._duration import format_duration, parse_duration
+from belugaflow._errors import MissingEnvVarError
+
+__all__ = [
+    "AppConfig",
+    "ChainConfig",
+    "Config",
+    "Duration",
+    "GraphConfig",
+    "LLMConfig",
+    "MetricsConfig",
+    "MonitoringConfig",
+    "OrchestrationConfig",
+    "OtelConfig",
+    "PositiveDuration",
+    "ProviderConfig",
+    "Secret",
+    "TemporalConfig",
+    "WorkflowConfig",
+]
+
+_MASK = "**********"
+
+
+class Secret:
+    """A secret string that never shows its value in ``repr``, ``str``, JSON or errors.
+
+    A secret is either resolved (it holds a value) or unresolved: it came from a ``${VAR}``
+    placeholder whose variable was unset at load time. An unresolved secret remembers the
+    placeholder, the variable, the config key and the file, and raises
+    :class:`~belugaflow.MissingEnvVarError` only when its value is asked for, so a config file
+    can mention credentials that a given run never uses.
+
+    Args:
+        value: The secret value.
+    """
+
+    __slots__ = ("_file", "_key", "_template", "_value", "_var")
+
+    def __init__(self, value: str) -> None:
+        self._value: str | None = value
+        self._template: str | None = None
+        self._var: str | None = None
+        self._key: str | None = None
+        self._file: str | None = None
+
+    @classmethod
+    def unresolved(cls, template: str, *, var: str, key: str, file: str | None) -> Secret:
+        """Create a secret whose ``${var}`` placeholder could not be resolved.
+
+        Args:
+            template: The raw string from the config file, e.g. ``"${OPENAI_API_KEY}"``.
+            var: The first environment variable that was unset.
+            key: The dotted config key, e.g. ``"llm.openai.api_key"``.
+            file: The config file the placeholder came from, if any.
+
+        Returns:
+            A secret whose :meth:`get_secret_value` raises ``MissingEnvVarError``.
+        """
+        secret = cls.__new__(cls)
+        secret._value = None
+        secret._template, secret._var, secret._key, secret._file = template, var, key, file
+        return secret
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether the secret has a value (False for an unset ``${VAR}`` without default)."""
+        return self._value is not None
+
+    @property
+    def var(self) -> str | None:
+        """The unset environment variable of an unresolved secret; None when resolved."""
+        return self._var
+
+    @property
+    def template(self) -> str | None:
+        """The raw placeholder text of an unresolved secret; None when resolved."""
+        return self._template
+
+    def get_secret_value(self) -> str:
+        """Return the secret value.
+
+        Returns:
+            The value.
+
+        Raises:
+            MissingEnvVarError: The secret came from ``${VAR}`` and VAR was unset at load time.
+        """
+        if self._value is None:
+            raise MissingEnvVarError(self._var or "?", key=self._key or "?", file=self._file)
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({_MASK!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        if self._value is None or other._value is None:
+            return (self._value, self._template, self._key) == (
+                other._value,
+                other._template,
+                other._key,
+            )
+        # Constant-time comparison: equality must not leak the value through timing.
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value, self._template, self._key))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            json_schema_input_schema=core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(_mask, when_used="json"),
+        )
+
+    @classmethod
+    def _validate(cls, value: object) -> Secret:
+        if isinstance(value, Secret):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        # The input is deliberately absent from the message: it might be the secret.
+        raise PydanticCustomError("secret_type", "Input should be a string")
+
+
+def _mask(_: Secret) -> str:
+    return _MASK
+
+
+def _to_timedelta(value: object) -> timedelta:
+    if isinstance(value, str | int | float | timedelta):
+        return parse_duration(value)
+    # pydantic turns ValueError (not TypeError) into a validation error.
+    raise ValueError(f"invalid duration {value!r}: expected a number of seconds or a string")
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _no_bool(value: object) -> object:
+    # pydantic's lax mode reads True as 1; "max_workers: true" is surely a mistake.
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""A timedelta that also accepts what :func:`~belugaflow._duration.parse_duration` accepts
+(``30``, ``"1.5"``, ``"300s"``, ``"1h30m"``, ``"250ms"``) and is written as ``"1h30m"`` in
+JSON."""
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A :data:`Duration` that must be greater than zero (used for every timeout)."""
+
+_Int = Annotated[int, BeforeValidator(_no_bool)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class AppConfig(_Section):
+    """The ``app`` section: identifies the application."""
+
+    name: str = Field(default="workflow-orchestration", min_length=1)
+    """Application name, used in logs and as a label. Default ``"workflow-orchestration"``."""
+    version: str = "1.0.0"
+    """Application version string (quote it in YAML: ``"1.0"``). Default ``"1.0.0"``."""
+
+
+class ChainConfig(_Section):
+    """The ``orchestration.chain`` section: defaults for chains (sequential pipelines)."""
+
+    timeout: PositiveDuration = timedelta(seconds=300)
+    """Timeout of one chain step attempt. Duration, > 0. Default ``300s``."""
+    max_retries: _Int = Field(default=3, ge=0)
+    """Retries after the first attempt of a step fails; 0 means no retry. Default 3."""
+
+    @property
+    def max_attempts(self) -> int:
+        """Total attempts allowed: the first attempt plus ``max_retries`` retries."""
+        return self.max_retries + 1
+
+
+class GraphConfig(_Section):
+    """The ``orchestration.graph`` section: defaults for graphs."""
+
+    max_workers: _Int = Field(default=10, ge=1)
+    """Most nodes that run at the same time. Integer >= 1. Default 10."""
+    parallel_execution: bool = True
+    """Run independent nodes concurrently; False runs one node at a time. Default true."""
+    timeout: PositiveDuration = timedelta(seconds=600)
+    """Timeout of a whole graph run. Duration, > 0. Default ``600s``."""
+    max_retries: _Int = Field(default=3, ge=0)
+    """Retries after the first attempt of a node fails; 0 means no retry. Default 3."""
+    max_steps: _Int = Field(default=1000, ge=1)
+    """Most node executions in one run, which stops runaway loops. Integer >= 1. Default 1000."""
+
+    @property
+    def max_attempts(self) -> int:
+        """Total attempts allowed: the first attempt plus ``max_retries`` retries."""
+        return self.max_retries + 1
+
+
+class WorkflowConfig(_Section):
+    """The ``orchestration.workflow`` section: defaults for durable (Temporal) workflows."""
+
+    task_queue: str = Field(default="beluga-workflows", min_length=1)
+    """Temporal task queue that workers poll. Default ``"beluga-workflows"``."""
+    timeout: PositiveDuration = timedelta(seconds=3600)
+    """Timeout of a whole workflow execution. Duration, > 0. Default ``3600s``."""
+    max_retries: _Int = Field(default=5, ge=0)
+    """Retries after the first attempt of an activity fails; 0 means no retry. Default 5."""
+
+    @property
+    def max_attempts(self) -> int:
+        """Total attempts allowed: the first attempt plus ``max_retries`` retries."""
+        return self.max_retries + 1
+
+
+class OrchestrationConfig(_Section):
+    """The ``orchestration`` section: defaults for chains, graphs and durable workflows."""
+
+    chain: ChainConfig = ChainConfig()
+    """Chain defaults."""
+    graph: GraphConfig = GraphConfig()
+    """Graph defaults."""
+    workflow: WorkflowConfig = WorkflowConfig()
+    """Durable workflow defaults."""
+
+
+class TemporalConfig(_Section):
+    """The ``temporal`` section: where the Temporal server is."""
+
+    address: str = Field(default="localhost:7233", min_length=1)
+    """Temporal frontend address as ``host:port``. Default ``"localhost:7233"``."""
+    namespace: str = Field(default="default", min_length=1)
+    """Temporal namespace. Default ``"default"``."""
+
+
+class ProviderConfig(_Section):
+    """One LLM provider block (``llm.openai``, ``llm.anthropic``, ``llm.local``)."""
+
+    api_key: Secret | None = None
+    """API key; usually ``"${OPENAI_API_KEY}"``. Stays unresolved until used. Default none."""
+    model: str | None = None
+    """Model name, e.g. ``"gpt-4"``. Default none (the provider's default)."""
+    base_url: str | None = None
+    """Endpoint URL, for proxies or local servers. Default none (the provider's default)."""
+    timeout: PositiveDuration | None = None
+    """Timeout of one LLM call. Duration, > 0. Default none (the provider's default)."""
+
+
+class LLMConfig(_Section):
+    """The ``llm`` section: which LLM provider to use and how to reach it."""
+
+    provider: Literal["openai", "anthropic", "local", "rules"] | None = None
+    """Provider to use: ``openai``, ``anthropic``, ``local`` or ``rules`` (no LLM, rule-based
+    decisions). Default none (no LLM)."""
+    openai: ProviderConfig = ProviderConfig()
+    """Settings for OpenAI."""
+    anthropic: ProviderConfig = ProviderConfig()
+    """Settings for Anthropic."""
+    local: ProviderConfig = ProviderConfig()
+    """Settings for a local, OpenAI-compatible server."""
+
+
+class OtelConfig(_Section):
+    """The ``monitoring.otel`` section: OpenTelemetry trace export."""
+
+    endpoint: str | None = None
+    """OTLP gRPC endpoint, e.g. ``"localhost:4317"``. Default none (no export)."""
+    service_name: str = Field(default="belugaflow", min_length=1)
+    """``service.name`` resource attribute of exported spans. Default ``"belugaflow"``."""
+
+
+class MetricsConfig(_Section):
+    """The ``monitoring.metrics`` section: Prometheus-style metrics."""
+
+    enabled: bool = True
+    """Record metrics. Default true."""
+    prefix: str = Field(default="workflow", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    """Prefix of every metric name; letters, digits and ``_``, not starting with a digit.
+    Default ``"workflow"``."""
+
+
+class MonitoringConfig(_Section):
+    """The ``monitoring`` section: tracing and metrics."""
+
+    otel: OtelConfig = OtelConfig()
+    """OpenTelemetry settings."""
+    metrics: MetricsConfig = MetricsConfig()
+    """Metrics settings."""
+
+
+class Config(_Section):
+    """The whole configuration (``config.yaml``). Every section is optional.
+
+    Build one with :func:`~belugaflow.config.load_config` or :meth:`from_yaml_string`.
+    """
+
+    app: AppConfig = AppConfig()
+    """Application identity."""
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    """Defaults for chains, graphs and durable workflows."""
+    temporal: TemporalConfig = TemporalConfig()
+    """Temporal connection."""
+    llm: LLMConfig = LLMConfig()
+    """LLM provider settings."""
+    monitoring: MonitoringConfig = MonitoringConfig()
+    """Tracing and metrics."""
+
+    @classmethod
+    def from_yaml_string(
+        cls,
+        text: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        source: str = "<string>",
+    ) -> Config:
+        """Load a configuration from YAML text; see :func:`~belugaflow.config.load_config`.
+
+        Args:
+            text: The YAML document.
+            env: Environment for ``${VAR}`` and ``BELUGAFLOW__...`` overrides; default
+                ``os.environ``.
+            source: Name used as the file in error messages.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ConfigError: The text is not valid YAML or not a valid configuration.
+        """
+        # Imported here because the loader imports this module.
+        from belugaflow.config._loader import load_config_text
+
+        return load_config_text(text, env=env, source=source)
