@@ -133,6 +133,7 @@ async def call_async(
     ``failed`` continues after a first attempt that the caller made inline and saw fail.
     """
     breaker = step.breaker
+    fast = step.kind is CallKind.ASYNC and step.timeout is None  # skip a coroutine frame
     started = time.monotonic()
     attempt = 0 if failed is None else 1
     error = failed
@@ -148,7 +149,10 @@ async def call_async(
         try:
             if breaker is not None:
                 breaker.before_call()
-            result = await _call_once(step, arg, attempt)
+            if fast:
+                result = await step.fn(arg)
+            else:
+                result = await _call_once(step, arg, attempt)
         except Exception as exc:
             if breaker is not None and not isinstance(exc, CircuitOpenError):
                 breaker.on_failure(exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -84,8 +84,9 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
 async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
     """Run any graph on the running event loop, at most ``max_workers`` nodes at once.
 
-    Plain sync nodes run inline on the scheduler (no task); the rest run as tasks. Completed
-    tasks are taken in node order, so ``parallel=False`` and ties are reproducible.
+    Plain sync nodes run inline on the scheduler (no task); the rest run as tasks, which report
+    completion through a done-callback (cheaper than ``asyncio.wait`` per completion). Tasks
+    that finished together are taken in node order, so ties are reproducible.
     """
     spec = plan.spec
     graph = spec.name
@@ -94,6 +95,7 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
     view = MappingProxyType(state)
     ready = sched.ready
     steps = plan.steps
+    routers = plan.routers
     running: dict[asyncio.Task[Any], int] = {}
 
     async def complete(i: int, update: Any) -> None:
@@ -110,6 +112,27 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
         if emit is not None:
             _emit_skips(sched, emit)
 
+    def finish_plain(i: int, update: Any) -> bool:
+        """The common case without an awaitable router, with no coroutine; False otherwise."""
+        if routers[i] is not None or emit is not None:
+            return False
+        sched.merge(i, update)
+        sched.finish(i)
+        return True
+
+    finished: list[asyncio.Task[Any]] = []
+    wakeup: list[asyncio.Future[None]] = []
+
+    def on_done(task: asyncio.Task[Any]) -> None:
+        finished.append(task)
+        if wakeup and not wakeup[0].done():
+            wakeup[0].set_result(None)
+
+    def spawn(i: int, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        task.add_done_callback(on_done)
+        running[task] = i
+
     try:
         while True:
             while ready and len(running) < limit:
@@ -121,17 +144,25 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
                     try:
                         update = attempt_sync(step, view, graph, emit, 1)
                     except Exception as error:  # retries need sleeps: continue in a task
-                        task = asyncio.create_task(call_async(step, view, graph, emit, error))
-                        running[task] = i
+                        spawn(i, call_async(step, view, graph, emit, error))
                     else:
-                        await complete(i, update)
+                        if not finish_plain(i, update):
+                            await complete(i, update)
                 else:
-                    running[asyncio.create_task(call_async(step, view, graph, emit))] = i
+                    spawn(i, call_async(step, view, graph, emit))
             if not running:
                 return state
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=running.__getitem__):
-                await complete(running.pop(task), task.result())
+            if not finished:
+                wakeup.append(asyncio.get_running_loop().create_future())
+                await wakeup[0]
+                wakeup.clear()
+            batch = sorted(finished, key=running.__getitem__)  # node order: reproducible ties
+            finished.clear()
+            for task in batch:
+                i = running.pop(task)
+                update = task.result()
+                if not finish_plain(i, update):
+                    await complete(i, update)
     except RunError as error:
         error.state = dict(state)
         raise
