@@ -226,9 +226,11 @@ class CircuitOpenError(BelugaflowError):
     retryable = True
 
     def __init__(self, name: str, *, reopens_in: float) -> None:
-        super().__init__(
-            f"circuit breaker {name!r} is open; calls are rejected for {reopens_in:.2f} s more"
-        )
+        if reopens_in > 0:
+            why = f"is open; calls are rejected for {reopens_in:.2f} s more"
+        else:
+            why = "is half-open and its one probe call is still running; try again shortly"
+        super().__init__(f"circuit breaker {name!r} {why}")
         self.name = name
         self.reopens_in = reopens_in
         self.retry_after = reopens_in

@@ -228,7 +228,7 @@ def retry_from_dict(data: Mapping[str, Any]) -> RetryPolicy:
         initial_interval=data["initial_interval"],
         backoff_coefficient=data["backoff_coefficient"],
         max_interval=data.get("max_interval"),
-        jitter=data.get("jitter", 0.0),
+        jitter=data.get("jitter", RetryPolicy.default.jitter),
         max_elapsed=data.get("max_elapsed"),
         non_retryable_names=tuple(data.get("non_retryable", ())),
     )

@@ -36,10 +36,9 @@ def spec_problems(spec: GraphSpec) -> list[str]:
         if name not in known:
             problems.append(f"{what} refers to unknown node {name!r}")
 
-    for source, target in Counter((e.source, e.target) for e in spec.edges):
+    for (source, target), count in Counter((e.source, e.target) for e in spec.edges).items():
         unknown(f"edge {source!r} -> {target!r}", source)
         unknown(f"edge {source!r} -> {target!r}", target)
-    for (source, target), count in Counter((e.source, e.target) for e in spec.edges).items():
         if count > 1:
             problems.append(f"edge {source!r} -> {target!r} is added {count} times")
     for source, count in Counter(r.source for r in spec.routers).items():
