@@ -69,7 +69,7 @@ def call_kind(fn: object, *, blocking: bool = False, where: str) -> CallKind:
         TypeError: ``fn`` is not callable, or ``blocking=True`` was given for something that
             is not a plain sync callable.
     """
-    if isinstance(fn, Runnable) and not inspect.isfunction(fn):
+    if hasattr(fn, "ainvoke") and hasattr(fn, "invoke") and not inspect.isfunction(fn):
         kind = CallKind.RUNNABLE
     elif _is_async_callable(fn):
         kind = CallKind.ASYNC
@@ -162,11 +162,17 @@ class RunnableBase(abc.ABC):
     def stream(self, input: Any) -> Iterator[Any]:
         """Yield ``astream``'s items from sync code, as they happen.
 
-        The run happens on a private event loop in a helper thread.
+        The run happens on a private event loop in a helper thread. Leaving the loop early
+        (``break``, an exception) cancels the run and waits for it to stop (a node already
+        running in a worker thread finishes: threads cannot be interrupted).
         """
         items: queue.Queue[tuple[bool, Any]] = queue.Queue()
+        started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = queue.Queue()
 
         async def pump() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            started.put((asyncio.get_running_loop(), task))
             async for item in self.astream(input):
                 items.put((False, item))
 
@@ -180,11 +186,16 @@ class RunnableBase(abc.ABC):
 
         thread = threading.Thread(target=work, name="belugaflow-stream", daemon=True)
         thread.start()
-        while True:
-            finished, item = items.get()
-            if finished:
-                thread.join()
-                if item is not None:
-                    raise item
-                return
-            yield item
+        loop, task = started.get()
+        try:
+            while True:
+                finished, item = items.get()
+                if finished:
+                    if item is not None:
+                        raise item
+                    return
+                yield item
+        finally:
+            if thread.is_alive():
+                loop.call_soon_threadsafe(task.cancel)
+            thread.join()

@@ -47,3 +47,10 @@ __all__ = [
     "load_config",
     "load_config_text",
 ]
+
+# Reprs, tracebacks and docs show the public path (belugaflow.config.Config).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith(f"{__name__}._"):
+        _obj.__module__ = __name__
+del _name, _obj

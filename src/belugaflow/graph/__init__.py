@@ -21,3 +21,10 @@ __all__ = [
     "Registry",
     "RouterSpec",
 ]
+
+# Reprs, tracebacks and docs show the public path (belugaflow.graph.GraphSpec).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith(f"{__name__}._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,1 @@
+"""belugaflow's benchmarks: ``python -m benchmarks.run`` (or ``make bench``)."""

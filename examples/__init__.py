@@ -1,0 +1,1 @@
+"""Runnable examples of belugaflow (``python -m examples.order_processing``)."""
