@@ -11,7 +11,6 @@ from .._events import Emit, Event, EventKind, Hook, make_emitter, stream_events
 from .._runnable import RunnableBase, run_blocking
 from ..resilience import BreakerRegistry
 from ._local import run_async, run_sync
-from ._mermaid import to_mermaid
 from ._plan import compile_plan
 from ._registry import Registry
 from ._spec import GraphSpec
@@ -56,7 +55,7 @@ class CompiledGraph(RunnableBase):
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart."""
-        return to_mermaid(self.spec)
+        return self.spec.to_mermaid()
 
     def _state(self, input: Any) -> dict[str, Any]:
         if not isinstance(input, Mapping):

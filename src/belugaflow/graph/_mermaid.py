@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ._spec import GraphSpec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._spec import GraphSpec
 
 __all__ = ["to_mermaid"]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._errors import SpecError
 from ..resilience import RetryPolicy
+from ._mermaid import to_mermaid
 
 __all__ = ["SPEC_FORMAT", "EdgeSpec", "GraphSpec", "NodeSpec", "RouterSpec"]
 
@@ -104,6 +105,10 @@ class GraphSpec:
             if node.name == name:
                 return node
         raise KeyError(name)
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart: solid edges always fire, dotted ones are routes."""
+        return to_mermaid(self)
 
     # -- serialization -------------------------------------------------------------------------
 

@@ -1,0 +1,51 @@
+"""The root ``belugaflow`` app: global options and the command groups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import belugaflow
+from belugaflow.cli._config import config_app
+from belugaflow.cli._graph import graph_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="belugaflow",
+    help="belugaflow: fault-tolerant workflow orchestration. Inspect configs and graphs.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    # Error paths print one line; a traceback with locals could show secrets from a config.
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(graph_app, name="graph")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"belugaflow {belugaflow.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the belugaflow version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """belugaflow: fault-tolerant workflow orchestration. Inspect configs and graphs."""
+
+
+def main() -> None:
+    """Run the command line (the ``belugaflow`` console script)."""
+    app()
