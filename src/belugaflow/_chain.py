@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -179,5 +180,7 @@ class Chain(RunnableBase):
 
     async def astream(self, input: Any) -> AsyncIterator[Event]:
         """Yield an event per step start, retry, completion and failure, as they happen."""
-        async for event in stream_events(self._hooks, lambda emit: self._arun(input, emit)):
-            yield event
+        events = stream_events(self._hooks, lambda emit: self._arun(input, emit))
+        async with aclosing(events):  # closing this generator stops the run at once
+            async for event in events:
+                yield event

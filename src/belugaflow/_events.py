@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -86,7 +86,7 @@ def make_emitter(hooks: Sequence[Hook], extra: Emit | None = None) -> Emit | Non
 
 async def stream_events(
     hooks: Sequence[Hook], run: Callable[[Emit | None], Awaitable[object]]
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Start ``run(emit)`` and yield its events as they happen; then re-raise its error."""
     events: asyncio.Queue[Event | None] = asyncio.Queue()
     emit = make_emitter(hooks, events.put_nowait)

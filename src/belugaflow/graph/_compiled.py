@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from .._errors import BelugaflowError, RunTimeoutError
@@ -12,6 +13,7 @@ from .._runnable import RunnableBase, run_blocking
 from ..resilience import BreakerRegistry
 from ._local import run_async, run_sync
 from ._plan import compile_plan
+from ._reducers import SubgraphUpdate
 from ._registry import Registry
 from ._spec import GraphSpec
 
@@ -113,8 +115,10 @@ class CompiledGraph(RunnableBase):
         If the run fails, the ``run.failed`` event is yielded, then the error is raised.
         """
         state = self._state(input)
-        async for event in stream_events(self._hooks, lambda emit: self._arun(state, emit)):
-            yield event
+        events = stream_events(self._hooks, lambda emit: self._arun(state, emit))
+        async with aclosing(events):  # closing this generator stops the run at once
+            async for event in events:
+                yield event
 
 
 def _state_of(error: BaseException) -> dict[str, Any] | None:
@@ -123,7 +127,8 @@ def _state_of(error: BaseException) -> dict[str, Any] | None:
 
 
 class SubgraphNode(RunnableBase):
-    """A compiled graph used as a node: it gets a copy of the state and returns what changed."""
+    """A compiled graph used as a node: it runs on a snapshot of the state, and what it changed
+    merges back (as deltas for keys the parent combines with a built-in reducer)."""
 
     def __init__(self, graph: CompiledGraph) -> None:
         self.graph = graph
@@ -132,15 +137,13 @@ class SubgraphNode(RunnableBase):
     def is_sync(self) -> bool:
         return self.graph.is_sync
 
-    @staticmethod
-    def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in after.items() if k not in before or before[k] is not v}
+    def invoke(self, input: Mapping[str, Any]) -> SubgraphUpdate:
+        before = dict(input)
+        return SubgraphUpdate(before, self.graph.invoke(before))
 
-    def invoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        return self._changes(input, self.graph.invoke(input))
-
-    async def ainvoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        return self._changes(input, await self.graph.ainvoke(input))
+    async def ainvoke(self, input: Mapping[str, Any]) -> SubgraphUpdate:
+        before = dict(input)
+        return SubgraphUpdate(before, await self.graph.ainvoke(before))
 
     def astream(self, input: Mapping[str, Any]) -> AsyncIterator[Event]:
         return self.graph.astream(input)

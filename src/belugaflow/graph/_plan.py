@@ -12,6 +12,7 @@ from .._errors import SpecError
 from .._execute import StepCall
 from .._runnable import CallKind, call_kind, sync_capable
 from ..resilience import BreakerRegistry
+from ._loops import back_edges
 from ._reducers import BUILTIN_REDUCERS, Reducer
 from ._registry import Registry
 from ._spec import GraphSpec
@@ -27,7 +28,7 @@ class RouterCall:
     is_async: bool
     routes: Mapping[str, int]
     back: frozenset[int]
-    """Targets reached through a loop-back edge (the edge closes a cycle)."""
+    """Targets reached through a loop-back route (the route closes a cycle)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -42,6 +43,8 @@ class Plan:
     """Targets of unconditional edges."""
     cond_succ: tuple[tuple[int, ...], ...]
     """Forward (not loop-back) targets of the node's router."""
+    loop_back: tuple[int | None, ...]
+    """Target of the node's unconditional edge that closes a loop, if it has one."""
     in_edges: tuple[tuple[tuple[int, bool], ...], ...]
     """Forward in-edges as ``(source, is_conditional)``."""
     indegree: tuple[int, ...]
@@ -89,26 +92,50 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
         retry = node.retry if node.retry is not None else spec.retry
         steps.append(StepCall(node.name, fn, kind, retry, node.timeout, breaker))
 
-    static_succ: list[list[int]] = [[] for _ in range(size)]
+    entry = tuple(index[name] for name in spec.entry)
+    static_all: list[list[int]] = [[] for _ in range(size)]
     for edge in spec.edges:
-        static_succ[index[edge.source]].append(index[edge.target])
-    forward: list[list[int]] = [list(targets) for targets in static_succ]
-    cond_succ: list[list[int]] = [[] for _ in range(size)]
+        static_all[index[edge.source]].append(index[edge.target])
+    route_targets: list[list[int]] = [[] for _ in range(size)]
+    for router in spec.routers:
+        targets = (index[target] for _, target in router.routes)
+        route_targets[index[router.source]] = list(dict.fromkeys(targets))
+    succ_all = [
+        [(t, False) for t in static_all[s]] + [(t, True) for t in route_targets[s]]
+        for s in range(size)
+    ]
+    back, loop_problems = back_edges(succ_all, entry, [node.name for node in spec.nodes])
+    if loop_problems:
+        raise SpecError(f"graph {spec.name!r}", problems + loop_problems)
+
+    static_succ = [[t for t in static_all[s] if (s, t, False) not in back] for s in range(size)]
+    cond_succ = [[t for t in route_targets[s] if (s, t, True) not in back] for s in range(size)]
+    loop_back: list[int | None] = [None] * size
+    for source, target, conditional in sorted(back):
+        if conditional:
+            continue
+        others = [spec.nodes[t].name for t in static_succ[source] + route_targets[source]]
+        if loop_back[source] is not None or others:
+            others += [spec.nodes[t].name for t in (loop_back[source], target) if t is not None]
+            problems.append(
+                f"node {spec.nodes[source].name!r} has an edge back to"
+                f" {spec.nodes[target].name!r} that closes a loop, so it always loops; its"
+                f" other edges ({', '.join(map(repr, others))}) could never fire: decide in a"
+                " router where to go next"
+            )
+        loop_back[source] = target
+    forward = [static_succ[s] + cond_succ[s] for s in range(size)]
+
     routers: list[RouterCall | None] = [None] * size
     for router in spec.routers:
         source = index[router.source]
         fn = _resolve(registry, router.ref, f"the router after {router.source!r}", problems)
-        routes = {key: index[target] for key, target in router.routes}
-        back = set()
-        for target in dict.fromkeys(routes.values()):
-            if target == source or source in _reach(forward, target):
-                back.add(target)
-            else:
-                forward[source].append(target)
-                cond_succ[source].append(target)
         if fn is not None:
             routers[source] = RouterCall(
-                fn, inspect.iscoroutinefunction(fn), routes, frozenset(back)
+                fn,
+                inspect.iscoroutinefunction(fn),
+                {key: index[target] for key, target in router.routes},
+                frozenset(t for t in route_targets[source] if (source, t, True) in back),
             )
 
     reducers: dict[str, Reducer] = {}
@@ -127,7 +154,6 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
             in_edges[target].append((source, False))
         for target in cond_succ[source]:
             in_edges[target].append((source, True))
-    entry = tuple(index[name] for name in spec.entry)
     indegree = [len(edges) for edges in in_edges]
     for i in entry:
         indegree[i] += 1
@@ -135,7 +161,7 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
     sync_ok = all(sync_capable(s.fn, s.kind) and s.timeout is None for s in steps) and not any(
         r is not None and r.is_async for r in routers
     )
-    back_targets = {t for r in routers if r is not None for t in r.back}
+    back_targets = {target for _, target, _ in back}
     return Plan(
         spec=spec,
         names=tuple(index),
@@ -145,6 +171,7 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
         cond_succ=tuple(map(tuple, cond_succ)),
         in_edges=tuple(map(tuple, in_edges)),
         indegree=tuple(indegree),
+        loop_back=tuple(loop_back),
         entry=entry,
         is_entry=tuple(i in entry for i in range(size)),
         ancestors=_ancestors(forward),

@@ -7,9 +7,10 @@ call :meth:`Scheduler.start`, :meth:`~Scheduler.merge`, :meth:`~Scheduler.route`
 * A node runs once every forward in-edge is resolved — fired, or skipped because its source
   was skipped or its router chose another route — and at least one fired (AND-join). A node
   whose in-edges were all skipped is skipped too, so skips propagate and no join waits forever.
-* A route that closes a cycle is a *loop-back*. Choosing it restarts its target and everything
-  the target reaches; it waits until no node of that region is still running, so no result is
-  lost or merged twice. A loop-back must be the router's only choice.
+* An edge or route that closes a cycle (found walking from the entry points) is a *loop-back*.
+  Taking it restarts its target and everything the target reaches; it waits until no node of
+  that region is still running, so no result is lost or merged twice. A loop-back route must be
+  the router's only choice.
 * A key without a reducer may be written by two nodes only if one always runs before the other;
   otherwise the result would depend on timing, and the run fails with StateConflictError.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 from .._errors import MaxStepsExceededError, RouteError, RunError, StateConflictError
 from ._plan import Plan
+from ._reducers import SubgraphUpdate
 
 __all__ = ["Scheduler"]
 
@@ -58,8 +60,10 @@ class Scheduler:
         self.ready: deque[int] = deque()
         self.loops: list[int] = []
         self.skipped: list[int] | None = [] if record_skips else None
-        for i in plan.entry:
-            self._resolve(i)
+        for i in plan.entry:  # fire each entry point's start edge
+            self.pending[i] -= 1
+            if not self.pending[i]:
+                self._resolve(i)
 
     @property
     def done(self) -> bool:
@@ -93,7 +97,18 @@ class Scheduler:
         if update is None:
             return
         if type(update) is not dict:
-            if not isinstance(update, Mapping):
+            if isinstance(update, SubgraphUpdate):
+                try:
+                    update = update.changes(self.plan.reducers)
+                except ValueError as error:
+                    name = self.plan.names[i]
+                    raise RunError(
+                        f"{self.plan.spec.name!r}: sub-graph node {name!r}: {error}",
+                        graph=self.plan.spec.name,
+                        node=name,
+                        state=self.state,
+                    ) from error
+            elif not isinstance(update, Mapping):
                 name = self.plan.names[i]
                 raise RunError(
                     f"{self.plan.spec.name!r}: node {name!r} returned {type(update).__name__};"
@@ -102,7 +117,8 @@ class Scheduler:
                     node=name,
                     state=self.state,
                 )
-            update = dict(update)
+            else:
+                update = dict(update)
         plan = self.plan
         reducers = plan.reducers
         writer = self.writer
@@ -112,7 +128,17 @@ class Scheduler:
             if reducers:
                 reducer = reducers.get(key)
                 if reducer is not None:
-                    state[key] = reducer(state.get(key), value)
+                    try:
+                        state[key] = reducer(state.get(key), value)
+                    except Exception as error:
+                        name = plan.names[i]
+                        raise RunError(
+                            f"{plan.spec.name!r}: the reducer of state key {key!r} failed on the"
+                            f" update of node {name!r}: {type(error).__name__}: {error}",
+                            graph=plan.spec.name,
+                            node=name,
+                            state=state,
+                        ) from error
                     continue
             w = writer.get(key)
             if (
@@ -164,7 +190,9 @@ class Scheduler:
         self.status[i] = DONE
         self.running -= 1
         self.choice[i] = chosen
-        if chosen is not None and chosen & plan.routers[i].back:  # type: ignore[union-attr]
+        if plan.loop_back[i] is not None:
+            self.loops.append(plan.loop_back[i])  # type: ignore[arg-type]
+        elif chosen is not None and chosen & plan.routers[i].back:  # type: ignore[union-attr]
             self.loops.append(next(iter(chosen)))
         else:
             pending = self.pending

@@ -8,6 +8,7 @@ callables (nodes, routers, custom reducers) by their key in a
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -121,11 +122,12 @@ class GraphSpec:
             "nodes": [_node_to_dict(n) for n in self.nodes],
             "edges": [[e.source, e.target] for e in self.edges],
             "routers": [
-                {"source": r.source, "ref": r.ref, "routes": dict(r.routes)} for r in self.routers
+                {"source": r.source, "ref": r.ref, "routes": [list(pair) for pair in r.routes]}
+                for r in self.routers
             ],
             "entry": list(self.entry),
             "finish": list(self.finish),
-            "reducers": dict(self.reducers),
+            "reducers": [list(pair) for pair in self.reducers],
             "max_workers": self.max_workers,
             "parallel": self.parallel,
             "max_steps": self.max_steps,
@@ -150,12 +152,14 @@ class GraphSpec:
                 nodes=tuple(_node_from_dict(n) for n in data["nodes"]),
                 edges=tuple(EdgeSpec(s, t) for s, t in data.get("edges", ())),
                 routers=tuple(
-                    RouterSpec(source=r["source"], ref=r["ref"], routes=tuple(r["routes"].items()))
+                    RouterSpec(
+                        source=r["source"], ref=r["ref"], routes=tuple(map(tuple, r["routes"]))
+                    )
                     for r in data.get("routers", ())
                 ),
                 entry=tuple(data["entry"]),
                 finish=tuple(data["finish"]),
-                reducers=tuple(data.get("reducers", {}).items()),
+                reducers=tuple(map(tuple, data.get("reducers", ()))),
                 max_workers=data.get("max_workers", 10),
                 parallel=data.get("parallel", True),
                 max_steps=data.get("max_steps", 1000),
@@ -212,7 +216,7 @@ def _seconds(value: timedelta | None) -> float | None:
 
 
 def retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:
-    """A retry policy as JSON data; exception types travel by name."""
+    """A retry policy as JSON data; exception types travel as ``module:qualname``."""
     return {
         "max_attempts": policy.max_attempts,
         "initial_interval": _seconds(policy.initial_interval),
@@ -220,14 +224,37 @@ def retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:
         "max_interval": _seconds(policy.max_interval),
         "jitter": policy.jitter,
         "max_elapsed": _seconds(policy.max_elapsed),
-        "non_retryable": sorted(
-            {t.__name__ for t in policy.non_retryable} | set(policy.non_retryable_names)
-        ),
+        "non_retryable": [f"{t.__module__}:{t.__qualname__}" for t in policy.non_retryable]
+        + list(policy.non_retryable_names),
     }
 
 
+def _error_type(path: str) -> type[BaseException] | None:
+    """The exception class at ``module:qualname`` if its module is already imported.
+
+    Never imports anything: a spec from outside must not be able to load code.
+    """
+    module_name, _, qualname = path.partition(":")
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
 def retry_from_dict(data: Mapping[str, Any]) -> RetryPolicy:
-    """The inverse of :func:`retry_to_dict`."""
+    """The inverse of :func:`retry_to_dict`.
+
+    A non-retryable type whose module is imported comes back as the type (subclasses match);
+    otherwise its bare name is kept and matched exactly, as Temporal does.
+    """
+    types: list[type[BaseException]] = []
+    names: list[str] = []
+    for entry in data.get("non_retryable", ()):
+        found = _error_type(entry) if ":" in entry else None
+        if found is not None:
+            types.append(found)
+        else:
+            names.append(entry.rpartition(":")[2].rpartition(".")[2])
     return RetryPolicy(
         max_attempts=data["max_attempts"],
         initial_interval=data["initial_interval"],
@@ -235,5 +262,6 @@ def retry_from_dict(data: Mapping[str, Any]) -> RetryPolicy:
         max_interval=data.get("max_interval"),
         jitter=data.get("jitter", RetryPolicy.default.jitter),
         max_elapsed=data.get("max_elapsed"),
-        non_retryable_names=tuple(data.get("non_retryable", ())),
+        non_retryable=tuple(types),
+        non_retryable_names=tuple(names),
     )

@@ -62,8 +62,7 @@ def spec_problems(spec: GraphSpec) -> list[str]:
         if not key or not ref:
             problems.append(f"reducer {key!r} -> {ref!r} needs a state key and a reducer name")
 
-    if not problems:  # graph analyses need every name to resolve
-        problems += _flow_problems(spec)
+    problems += _flow_problems(spec, known)
     return problems
 
 
@@ -83,11 +82,13 @@ def _setting_problems(spec: GraphSpec) -> list[str]:
     return problems
 
 
-def _flow_problems(spec: GraphSpec) -> list[str]:
+def _flow_problems(spec: GraphSpec, known: set[str]) -> list[str]:
+    """Cycles and reachability, over the edges whose ends exist (the others are reported)."""
     problems = []
     static: dict[str, list[str]] = {n.name: [] for n in spec.nodes}
     for edge in spec.edges:
-        static[edge.source].append(edge.target)
+        if edge.source in known and edge.target in known:
+            static[edge.source].append(edge.target)
     cycle = find_cycle(static)
     if cycle:
         path = " -> ".join(repr(n) for n in cycle)
@@ -97,8 +98,9 @@ def _flow_problems(spec: GraphSpec) -> list[str]:
         )
     every: dict[str, list[str]] = {name: list(targets) for name, targets in static.items()}
     for router in spec.routers:
-        every[router.source].extend(target for _, target in router.routes)
-    reached = _reachable(every, spec.entry)
+        if router.source in known:
+            every[router.source].extend(target for _, target in router.routes if target in known)
+    reached = _reachable(every, [name for name in spec.entry if name in known])
     for name in static:
         if name not in reached:
             kind = "finish point" if name in spec.finish else "node"
