@@ -195,16 +195,30 @@ class RunTimeoutError(RunError):
     code = "run_timeout"
 
     def __init__(
-        self, *, graph: str, timeout: float, node: str | None, state: Mapping[str, Any]
+        self,
+        *,
+        graph: str,
+        timeout: float,
+        node: str | None,
+        state: Mapping[str, Any],
+        running: tuple[str, ...] = (),
     ) -> None:
-        where = f" while node {node!r} was running" if node else ""
+        running = running or ((node,) if node else ())
+        if len(running) == 1:
+            where = f" while node {running[0]!r} was running"
+        elif running:
+            where = f" while nodes {', '.join(map(repr, running))} were running"
+        else:
+            where = ""
         super().__init__(
             f"{graph!r}: run exceeded its timeout of {timeout:g} s{where}",
             graph=graph,
-            node=node,
+            node=running[0] if running else None,
             state=state,
         )
         self.timeout = timeout
+        self.running = running
+        """The nodes that were running when the timeout hit (they were cancelled)."""
 
 
 class CallTimeoutError(BelugaflowError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Unpack
@@ -21,6 +22,14 @@ __all__ = ["Orchestrator"]
 
 def _seconds(value: float | timedelta | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET = _Unset.UNSET
+"""Marks an option as not given, so ``None`` can mean "no limit"."""
 
 
 class Orchestrator:
@@ -99,17 +108,20 @@ class Orchestrator:
         *,
         max_workers: int | None = None,
         parallel: bool | None = None,
-        timeout: float | timedelta | None = None,
+        timeout: float | timedelta | _Unset | None = UNSET,
         retry: RetryPolicy | None = None,
         max_steps: int | None = None,
         version: int = 1,
     ) -> Graph:
-        """A new graph builder; unset options take this orchestrator's defaults."""
+        """A new graph builder; options not given take this orchestrator's defaults.
+
+        ``timeout=None`` runs without a whole-run time limit.
+        """
         return Graph(
             name,
             max_workers=self.graph_max_workers if max_workers is None else max_workers,
             parallel=self.graph_parallel if parallel is None else parallel,
-            timeout=self.graph_timeout if timeout is None else timeout,
+            timeout=self.graph_timeout if timeout is UNSET else timeout,
             retry=retry or self.graph_retry,
             max_steps=self.graph_max_steps if max_steps is None else max_steps,
             version=version,
@@ -123,14 +135,17 @@ class Orchestrator:
         steps: Sequence[Callable[[Any], Any] | RunnableBase | Step],
         *,
         name: str = "chain",
-        timeout: float | timedelta | None = None,
+        timeout: float | timedelta | _Unset | None = UNSET,
         retry: RetryPolicy | None = None,
     ) -> Chain:
-        """A chain of ``steps``; unset options take this orchestrator's defaults."""
+        """A chain of ``steps``; options not given take this orchestrator's defaults.
+
+        ``timeout=None`` runs without a whole-chain time limit.
+        """
         return Chain(
             steps,
             name=name,
-            timeout=self.chain_timeout if timeout is None else timeout,
+            timeout=self.chain_timeout if timeout is UNSET else timeout,
             retry=retry or self.chain_retry,
             breakers=self.breakers,
             hooks=self.hooks,

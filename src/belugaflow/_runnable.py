@@ -127,7 +127,13 @@ class RunnableBase(abc.ABC):
     def astream(self, input: Any) -> AsyncIterator[Any]: ...
 
     def batch(self, inputs: Sequence[Any], *, max_concurrency: int | None = None) -> list[Any]:
-        """Run every input; each slot holds its output, or the exception that item raised."""
+        """Run every input; each slot holds its output, or the exception that item raised.
+
+        Items of a sync Runnable run one after another (plain sync code gains nothing from
+        concurrency); others run concurrently, at most ``max_concurrency`` at once.
+        """
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1 or None, got {max_concurrency}")
         if self.is_sync:
             results: list[Any] = []
             for item in inputs:

@@ -20,6 +20,7 @@ from belugaflow import (
     Graph,
     NodeFailedError,
     NonRetryableError,
+    Orchestrator,
     RetryableError,
     RetryPolicy,
     RunError,
@@ -313,7 +314,26 @@ async def test_run_timeout_cancels_running_nodes_and_keeps_partial_state() -> No
     err = info.value
     assert err.state == {"input": 1, "fast": True}
     assert err.graph == "g" and err.timeout == 0.1 and "timeout of 0.1 s" in str(err)
+    assert err.node == "slow" and err.running == ("slow",) and "node 'slow' was running" in str(err)
     assert cancelled.is_set()
+
+
+async def test_orchestrator_graph_without_run_timeout() -> None:
+    """create_graph(timeout=None) turns the whole-run limit off instead of taking the default."""
+    orch = Orchestrator(graph_timeout=0.05)
+
+    async def slow(state: Any) -> dict[str, Any]:
+        await asyncio.sleep(0.1)
+        return {"done": True}
+
+    for timeout, fails in ((None, False), (0.05, True)):
+        g = orch.create_graph(f"g{fails}", timeout=timeout)
+        g.add_node("slow", slow).set_entry_point("slow").set_finish_point("slow")
+        if fails:
+            with pytest.raises(RunTimeoutError):
+                await g.ainvoke({})
+        else:
+            assert (await g.ainvoke({}))["done"] is True
 
 
 def test_run_timeout_of_a_sync_graph_is_checked_between_nodes() -> None:

@@ -204,7 +204,7 @@ class ChainConfig(_Section):
     """The ``orchestration.chain`` section: defaults for chains (sequential pipelines)."""
 
     timeout: PositiveDuration = timedelta(seconds=300)
-    """Timeout of one chain step attempt. Duration, > 0. Default ``300s``."""
+    """Timeout of a whole chain run. Duration, > 0. Default ``300s``."""
     max_retries: _Int = Field(default=3, ge=0)
     """Retries after the first attempt of a step fails; 0 means no retry. Default 3."""
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
-from .._errors import BelugaflowError, RunTimeoutError
+from .._errors import BelugaflowError
 from .._events import Emit, Event, EventKind, Hook, make_emitter, stream_events
 from .._runnable import RunnableBase, run_blocking
 from ..resilience import BreakerRegistry
@@ -93,14 +92,7 @@ class CompiledGraph(RunnableBase):
         if emit is not None:
             emit(Event(EventKind.RUN_STARTED, spec.name, state=dict(state)))
         try:
-            try:
-                async with asyncio.timeout(spec.timeout):
-                    result = await run_async(self._plan, state, emit)
-            except TimeoutError as error:
-                assert spec.timeout is not None
-                raise RunTimeoutError(
-                    graph=spec.name, timeout=spec.timeout, node=None, state=state
-                ) from error
+            result = await run_async(self._plan, state, emit)
         except BelugaflowError as error:
             if emit is not None:
                 emit(Event(EventKind.RUN_FAILED, spec.name, error=error, state=_state_of(error)))

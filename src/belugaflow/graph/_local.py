@@ -84,7 +84,8 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
 async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
     """Run any graph on the running event loop, at most ``max_workers`` nodes at once.
 
-    Plain sync nodes run inline on the scheduler (no task); the rest run as tasks, which report
+    The run's timeout cancels every running task. Plain sync nodes run inline on the scheduler
+    (no task); the rest run as tasks, which report
     completion through a done-callback (cheaper than ``asyncio.wait`` per completion). Tasks
     that finished together are taken in node order, so ties are reproducible.
     """
@@ -134,35 +135,42 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
         running[task] = i
 
     try:
-        while True:
-            while ready and len(running) < limit:
-                i = ready.popleft()
-                if not sched.start(i):
-                    continue
-                step = steps[i]
-                if step.kind is CallKind.INLINE:
-                    try:
-                        update = attempt_sync(step, view, graph, emit, 1)
-                    except Exception as error:  # retries need sleeps: continue in a task
-                        spawn(i, call_async(step, view, graph, emit, error))
+        async with asyncio.timeout(spec.timeout):
+            while True:
+                while ready and len(running) < limit:
+                    i = ready.popleft()
+                    if not sched.start(i):
+                        continue
+                    step = steps[i]
+                    if step.kind is CallKind.INLINE:
+                        try:
+                            update = attempt_sync(step, view, graph, emit, 1)
+                        except Exception as error:  # retries need sleeps: continue in a task
+                            spawn(i, call_async(step, view, graph, emit, error))
+                        else:
+                            if not finish_plain(i, update):
+                                await complete(i, update)
                     else:
-                        if not finish_plain(i, update):
-                            await complete(i, update)
-                else:
-                    spawn(i, call_async(step, view, graph, emit))
-            if not running:
-                return state
-            if not finished:
-                wakeup.append(asyncio.get_running_loop().create_future())
-                await wakeup[0]
-                wakeup.clear()
-            batch = sorted(finished, key=running.__getitem__)  # node order: reproducible ties
-            finished.clear()
-            for task in batch:
-                i = running.pop(task)
-                update = task.result()
-                if not finish_plain(i, update):
-                    await complete(i, update)
+                        spawn(i, call_async(step, view, graph, emit))
+                if not running:
+                    return state
+                if not finished:
+                    wakeup.append(asyncio.get_running_loop().create_future())
+                    await wakeup[0]
+                    wakeup.clear()
+                batch = sorted(finished, key=running.__getitem__)  # node order: reproducible ties
+                finished.clear()
+                for task in batch:
+                    i = running.pop(task)
+                    update = task.result()
+                    if not finish_plain(i, update):
+                        await complete(i, update)
+    except TimeoutError as error:
+        assert spec.timeout is not None
+        names = tuple(plan.names[i] for i in sorted(running.values()))
+        raise RunTimeoutError(
+            graph=graph, timeout=spec.timeout, node=None, state=dict(state), running=names
+        ) from error
     except RunError as error:
         error.state = dict(state)
         raise
