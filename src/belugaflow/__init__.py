@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._events import Event, EventKind, Hook
 from ._orchestrator import Orchestrator
+from ._public import show_public_paths as _show_public_paths
 from ._runnable import Runnable
 from .config import Config, load_config
 from .graph import CompiledGraph, Graph, GraphSpec, Registry
@@ -67,9 +68,4 @@ __all__ = [
     "load_config",
 ]
 
-# Tracebacks and reprs show the public path (belugaflow.Graph), not the private module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("belugaflow._"):
-        _obj.__module__ = __name__
-del _name, _obj
+_show_public_paths(globals())

@@ -7,6 +7,7 @@ re-exported from :mod:`belugaflow._errors` for convenience.
 """
 
 from belugaflow._errors import ConfigError, MissingEnvVarError
+from belugaflow._public import show_public_paths as _show_public_paths
 from belugaflow.config._loader import load_config, load_config_text
 from belugaflow.config._models import (
     AppConfig,
@@ -48,9 +49,4 @@ __all__ = [
     "load_config_text",
 ]
 
-# Reprs, tracebacks and docs show the public path (belugaflow.config.Config).
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith(f"{__name__}._"):
-        _obj.__module__ = __name__
-del _name, _obj
+_show_public_paths(globals())

@@ -4,6 +4,8 @@ Build with :class:`Graph`, which compiles to an immutable :class:`GraphSpec` (pl
 :class:`Registry` that resolves its names to callables.
 """
 
+from belugaflow._public import show_public_paths as _show_public_paths
+
 from ._builder import Graph
 from ._compiled import CompiledGraph
 from ._reducers import BUILTIN_REDUCERS, Reducer
@@ -22,9 +24,4 @@ __all__ = [
     "RouterSpec",
 ]
 
-# Reprs, tracebacks and docs show the public path (belugaflow.graph.GraphSpec).
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith(f"{__name__}._"):
-        _obj.__module__ = __name__
-del _name, _obj
+_show_public_paths(globals())

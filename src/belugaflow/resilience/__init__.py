@@ -4,6 +4,7 @@ One implementation, used by the local engine, by activities and by LLM providers
 are small and synchronous where they can be, because they sit on every node attempt.
 """
 
+from belugaflow._public import show_public_paths as _show_public_paths
 from belugaflow.resilience._breaker import (
     BreakerOptions,
     BreakerRegistry,
@@ -27,7 +28,4 @@ __all__ = [
     "timeout_after",
 ]
 
-# Show the public path in reprs, tracebacks and docs (belugaflow.resilience.RetryPolicy).
-for _name in __all__:
-    globals()[_name].__module__ = __name__
-del _name
+_show_public_paths(globals())
