@@ -131,7 +131,13 @@ class Chain(RunnableBase):
             try:
                 if deadline is not None and time.monotonic() > deadline:
                     raise DeadlineExceeded
-                value = call_sync(step, value, name, emit, deadline)
+                if step.plain and emit is None:  # one bare call; the attempt loop on failure
+                    try:
+                        value = step.fn(value)
+                    except Exception as first:
+                        value = call_sync(step, value, name, emit, deadline, first)
+                else:
+                    value = call_sync(step, value, name, emit, deadline)
             except DeadlineExceeded as exc:
                 assert self.timeout is not None
                 error = RunTimeoutError(graph=name, timeout=self.timeout, node=step.name, state={})

@@ -32,6 +32,11 @@ class StepCall:
     timeout: float | None
     breaker: CircuitBreaker | None
 
+    @property
+    def plain(self) -> bool:
+        """A plain function without a breaker: its first attempt may be a bare call."""
+        return self.kind is CallKind.INLINE and self.breaker is None
+
 
 def _retry_or_raise(
     step: StepCall, graph: str, attempt: int, error: Exception, started: float, emit: Emit | None
@@ -88,25 +93,34 @@ def attempt_sync(step: StepCall, arg: Any, graph: str, emit: Emit | None, attemp
 
 
 def call_sync(
-    step: StepCall, arg: Any, graph: str, emit: Emit | None, deadline: float | None
+    step: StepCall,
+    arg: Any,
+    graph: str,
+    emit: Emit | None,
+    deadline: float | None,
+    failed: Exception | None = None,
 ) -> Any:
     """Call a sync-capable step with its policies, without an event loop.
 
     A plain sync call cannot be interrupted, so the run's ``deadline`` (monotonic seconds) is
-    checked before each backoff sleep instead.
+    checked before each backoff sleep instead. ``failed`` continues after a first attempt that
+    the caller made itself and saw fail.
     """
     started = time.monotonic()
-    attempt = 0
+    attempt = 0 if failed is None else 1
+    error = failed
     while True:
-        attempt += 1
-        try:
-            return attempt_sync(step, arg, graph, emit, attempt)
-        except Exception as error:
+        if error is not None:
             delay = _retry_or_raise(step, graph, attempt, error, started, emit)
             if deadline is not None and time.monotonic() + delay >= deadline:
                 raise DeadlineExceeded from error
             if delay:
                 time.sleep(delay)
+        attempt += 1
+        try:
+            return attempt_sync(step, arg, graph, emit, attempt)
+        except Exception as exc:
+            error = exc
 
 
 async def _call_once(step: StepCall, arg: Any, attempt: int) -> Any:

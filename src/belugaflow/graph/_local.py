@@ -50,6 +50,7 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
     steps = plan.steps
     routers = plan.routers
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+    plain = [s.plain and emit is None for s in steps]
     i = -1
     try:
         while ready:
@@ -58,7 +59,15 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
                 continue
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded
-            sched.merge(i, call_sync(steps[i], view, graph, emit, deadline))
+            step = steps[i]
+            if plain[i]:  # the common case: one bare call, the attempt loop only on failure
+                try:
+                    update = step.fn(view)
+                except Exception as error:
+                    update = call_sync(step, view, graph, emit, deadline, error)
+            else:
+                update = call_sync(step, view, graph, emit, deadline)
+            sched.merge(i, update)
             router: RouterCall | None = routers[i]
             if router is None:
                 sched.finish(i)

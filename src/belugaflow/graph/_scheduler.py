@@ -36,6 +36,7 @@ class Scheduler:
     __slots__ = (
         "choice",
         "loops",
+        "max_steps",
         "pending",
         "plan",
         "ready",
@@ -56,6 +57,7 @@ class Scheduler:
         self.choice: list[frozenset[int] | None] = [None] * size
         self.writer: dict[str, int] = {}
         self.steps = 0
+        self.max_steps = plan.spec.max_steps
         self.running = 0
         self.ready: deque[int] = deque()
         self.loops: list[int] = []
@@ -79,7 +81,7 @@ class Scheduler:
         if self.loops and self._hold(i):
             return False
         self.steps += 1
-        if self.steps > self.plan.spec.max_steps:
+        if self.steps > self.max_steps:
             spec = self.plan.spec
             raise MaxStepsExceededError(
                 f"{spec.name!r}: run exceeded max_steps={spec.max_steps} node steps before node"
