@@ -50,7 +50,7 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
     steps = plan.steps
     routers = plan.routers
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    plain = [s.plain and emit is None for s in steps]
+    plain = plan.plain if emit is None else (False,) * len(steps)  # events need the loop
     i = -1
     try:
         while ready:

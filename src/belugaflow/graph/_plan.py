@@ -38,6 +38,8 @@ class Plan:
     spec: GraphSpec
     names: tuple[str, ...]
     steps: tuple[StepCall, ...]
+    plain: tuple[bool, ...]
+    """Per node: a plain function without a breaker (see ``StepCall.plain``)."""
     routers: tuple[RouterCall | None, ...]
     static_succ: tuple[tuple[int, ...], ...]
     """Targets of unconditional edges."""
@@ -166,6 +168,7 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
         spec=spec,
         names=tuple(index),
         steps=tuple(steps),
+        plain=tuple(step.plain for step in steps),
         routers=tuple(routers),
         static_succ=tuple(map(tuple, static_succ)),
         cond_succ=tuple(map(tuple, cond_succ)),

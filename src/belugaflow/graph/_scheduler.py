@@ -201,8 +201,9 @@ class Scheduler:
             for target in plan.static_succ[i]:
                 left = pending[target] - 1
                 pending[target] = left
-                if not left:
-                    self._resolve(target)
+                if not left:  # this edge fired, so the target is ready
+                    self.status[target] = READY
+                    self.ready.append(target)
             for target in plan.cond_succ[i]:
                 left = pending[target] - 1
                 pending[target] = left
