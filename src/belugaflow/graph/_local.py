@@ -19,7 +19,7 @@ __all__ = ["run_async", "run_sync"]
 
 
 def _router_error(plan: Plan, i: int, error: Exception, state: Mapping[str, Any]) -> RunError:
-    graph, node = plan.spec.name, plan.names[i]
+    graph, node = plan.spec.name, plan.topology.names[i]
     return RunError(
         f"{graph!r}: the router after node {node!r} raised {type(error).__name__}: {error}",
         graph=graph,
@@ -32,7 +32,7 @@ def _emit_skips(sched: Scheduler, emit: Emit) -> None:
     skipped = sched.skipped
     if skipped:
         for n in skipped:
-            emit(Event(EventKind.NODE_SKIPPED, sched.plan.spec.name, sched.plan.names[n]))
+            emit(Event(EventKind.NODE_SKIPPED, sched.topo.spec.name, sched.topo.names[n]))
         skipped.clear()
 
 
@@ -44,7 +44,7 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
     """
     spec = plan.spec
     graph = spec.name
-    sched = Scheduler(plan, state, record_skips=emit is not None)
+    sched = Scheduler(plan.topology, plan.reducers, state, record_skips=emit is not None)
     view = MappingProxyType(state)
     ready = sched.ready
     steps = plan.steps
@@ -82,7 +82,7 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
     except DeadlineExceeded as exc:
         assert spec.timeout is not None
         raise RunTimeoutError(
-            graph=graph, timeout=spec.timeout, node=plan.names[i], state=state
+            graph=graph, timeout=spec.timeout, node=plan.topology.names[i], state=state
         ) from exc.__cause__
     except RunError as error:
         error.state = dict(state)
@@ -101,7 +101,7 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
     spec = plan.spec
     graph = spec.name
     limit = spec.max_workers if spec.parallel else 1
-    sched = Scheduler(plan, state, record_skips=emit is not None)
+    sched = Scheduler(plan.topology, plan.reducers, state, record_skips=emit is not None)
     view = MappingProxyType(state)
     ready = sched.ready
     steps = plan.steps
@@ -176,7 +176,7 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
                         await complete(i, update)
     except TimeoutError as error:
         assert spec.timeout is not None
-        names = tuple(plan.names[i] for i in sorted(running.values()))
+        names = tuple(plan.topology.names[i] for i in sorted(running.values()))
         raise RunTimeoutError(
             graph=graph, timeout=spec.timeout, node=None, state=dict(state), running=names
         ) from error

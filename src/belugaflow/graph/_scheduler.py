@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import MaxStepsExceededError, RouteError, RunError, StateConflictError
-from ._plan import Plan
-from ._reducers import SubgraphUpdate
+from ._reducers import Reducer, SubgraphUpdate
+from ._topology import Topology
 
 __all__ = ["Scheduler"]
 
@@ -38,31 +38,40 @@ class Scheduler:
         "loops",
         "max_steps",
         "pending",
-        "plan",
         "ready",
+        "reducers",
         "running",
         "skipped",
         "state",
         "status",
         "steps",
+        "topo",
         "writer",
     )
 
-    def __init__(self, plan: Plan, state: dict[str, Any], *, record_skips: bool = False) -> None:
-        self.plan = plan
+    def __init__(
+        self,
+        topology: Topology,
+        reducers: Mapping[str, Reducer],
+        state: dict[str, Any],
+        *,
+        record_skips: bool = False,
+    ) -> None:
+        self.topo = topo = topology
+        self.reducers = reducers
         self.state = state
-        size = len(plan.names)
+        size = len(topo.names)
         self.status = [WAITING] * size
-        self.pending = list(plan.indegree)
+        self.pending = list(topo.indegree)
         self.choice: list[frozenset[int] | None] = [None] * size
         self.writer: dict[str, int] = {}
         self.steps = 0
-        self.max_steps = plan.spec.max_steps
+        self.max_steps = topo.spec.max_steps
         self.running = 0
         self.ready: deque[int] = deque()
         self.loops: list[int] = []
         self.skipped: list[int] | None = [] if record_skips else None
-        for i in plan.entry:  # fire each entry point's start edge
+        for i in topo.entry:  # fire each entry point's start edge
             self.pending[i] -= 1
             if not self.pending[i]:
                 self._resolve(i)
@@ -82,12 +91,12 @@ class Scheduler:
             return False
         self.steps += 1
         if self.steps > self.max_steps:
-            spec = self.plan.spec
+            spec = self.topo.spec
             raise MaxStepsExceededError(
                 f"{spec.name!r}: run exceeded max_steps={spec.max_steps} node steps before node"
-                f" {self.plan.names[i]!r}; a loop probably never takes its exit route",
+                f" {self.topo.names[i]!r}; a loop probably never takes its exit route",
                 graph=spec.name,
-                node=self.plan.names[i],
+                node=self.topo.names[i],
                 state=self.state,
             )
         self.status[i] = RUNNING
@@ -101,31 +110,31 @@ class Scheduler:
         if type(update) is not dict:
             if isinstance(update, SubgraphUpdate):
                 try:
-                    update = update.changes(self.plan.reducers)
+                    update = update.changes(self.reducers)
                 except ValueError as error:
-                    name = self.plan.names[i]
+                    name = self.topo.names[i]
                     raise RunError(
-                        f"{self.plan.spec.name!r}: sub-graph node {name!r}: {error}",
-                        graph=self.plan.spec.name,
+                        f"{self.topo.spec.name!r}: sub-graph node {name!r}: {error}",
+                        graph=self.topo.spec.name,
                         node=name,
                         state=self.state,
                     ) from error
             elif not isinstance(update, Mapping):
-                name = self.plan.names[i]
+                name = self.topo.names[i]
                 raise RunError(
-                    f"{self.plan.spec.name!r}: node {name!r} returned {type(update).__name__};"
+                    f"{self.topo.spec.name!r}: node {name!r} returned {type(update).__name__};"
                     " a node must return a dict of state updates or None",
-                    graph=self.plan.spec.name,
+                    graph=self.topo.spec.name,
                     node=name,
                     state=self.state,
                 )
             else:
                 update = dict(update)
-        plan = self.plan
-        reducers = plan.reducers
+        topo = self.topo
+        reducers = self.reducers
         writer = self.writer
         state = self.state
-        ancestors = plan.ancestors
+        ancestors = topo.ancestors
         for key, value in update.items():
             if reducers:
                 reducer = reducers.get(key)
@@ -133,11 +142,11 @@ class Scheduler:
                     try:
                         state[key] = reducer(state.get(key), value)
                     except Exception as error:
-                        name = plan.names[i]
+                        name = topo.names[i]
                         raise RunError(
-                            f"{plan.spec.name!r}: the reducer of state key {key!r} failed on the"
+                            f"{topo.spec.name!r}: the reducer of state key {key!r} failed on the"
                             f" update of node {name!r}: {type(error).__name__}: {error}",
-                            graph=plan.spec.name,
+                            graph=topo.spec.name,
                             node=name,
                             state=state,
                         ) from error
@@ -149,9 +158,9 @@ class Scheduler:
                 and not ((ancestors[i] >> w) & 1 or (ancestors[w] >> i) & 1)
             ):
                 raise StateConflictError(
-                    graph=plan.spec.name,
+                    graph=topo.spec.name,
                     key=key,
-                    nodes=(plan.names[w], plan.names[i]),
+                    nodes=(topo.names[w], topo.names[i]),
                     state=state,
                 )
             writer[key] = i
@@ -159,52 +168,52 @@ class Scheduler:
 
     def route(self, i: int, result: Any) -> frozenset[int]:
         """The targets that node ``i``'s router chose by returning ``result``."""
-        router = self.plan.routers[i]
-        assert router is not None  # only called for nodes with a router
+        routes = self.topo.routes[i]
+        assert routes is not None  # only called for nodes with a router
         keys = result if isinstance(result, list | tuple | set | frozenset) else (result,)
         targets = set()
         for key in keys:
-            target = router.routes.get(key) if isinstance(key, str) else None
+            target = routes.get(key) if isinstance(key, str) else None
             if target is None:
                 raise RouteError(
-                    f"{self.plan.spec.name!r}: the router after node {self.plan.names[i]!r}"
+                    f"{self.topo.spec.name!r}: the router after node {self.topo.names[i]!r}"
                     f" returned {key!r}, which is not one of its routes"
-                    f" ({', '.join(map(repr, router.routes))})",
-                    graph=self.plan.spec.name,
-                    node=self.plan.names[i],
+                    f" ({', '.join(map(repr, routes))})",
+                    graph=self.topo.spec.name,
+                    node=self.topo.names[i],
                     state=self.state,
                 )
             targets.add(target)
-        if len(targets) > 1 and targets & router.back:
+        if len(targets) > 1 and targets & self.topo.back[i]:
             raise RouteError(
-                f"{self.plan.spec.name!r}: the router after node {self.plan.names[i]!r} chose a"
+                f"{self.topo.spec.name!r}: the router after node {self.topo.names[i]!r} chose a"
                 f" loop-back route together with others ({', '.join(map(repr, keys))});"
                 " a loop-back must be chosen alone",
-                graph=self.plan.spec.name,
-                node=self.plan.names[i],
+                graph=self.topo.spec.name,
+                node=self.topo.names[i],
                 state=self.state,
             )
         return frozenset(targets)
 
     def finish(self, i: int, chosen: frozenset[int] | None = None) -> None:
         """Node ``i`` completed (its update merged); fire its edges."""
-        plan = self.plan
+        topo = self.topo
         self.status[i] = DONE
         self.running -= 1
         self.choice[i] = chosen
-        if plan.loop_back[i] is not None:
-            self.loops.append(plan.loop_back[i])  # type: ignore[arg-type]
-        elif chosen is not None and chosen & plan.routers[i].back:  # type: ignore[union-attr]
+        if topo.loop_back[i] is not None:
+            self.loops.append(topo.loop_back[i])  # type: ignore[arg-type]
+        elif chosen is not None and chosen & topo.back[i]:
             self.loops.append(next(iter(chosen)))
         else:
             pending = self.pending
-            for target in plan.static_succ[i]:
+            for target in topo.static_succ[i]:
                 left = pending[target] - 1
                 pending[target] = left
                 if not left:  # this edge fired, so the target is ready
                     self.status[target] = READY
                     self.ready.append(target)
-            for target in plan.cond_succ[i]:
+            for target in topo.cond_succ[i]:
                 left = pending[target] - 1
                 pending[target] = left
                 if not left:
@@ -215,11 +224,11 @@ class Scheduler:
     # -- internals ----------------------------------------------------------------------------
 
     def _fired(self, target: int) -> bool:
-        if self.plan.is_entry[target]:
+        if self.topo.is_entry[target]:
             return True
         status = self.status
         choice = self.choice
-        for source, conditional in self.plan.in_edges[target]:
+        for source, conditional in self.topo.in_edges[target]:
             if status[source] == DONE and (not conditional or target in choice[source]):  # type: ignore[operator]
                 return True
         return False
@@ -230,7 +239,7 @@ class Scheduler:
             self.status[target] = READY
             self.ready.append(target)
             return
-        plan = self.plan
+        topo = self.topo
         pending = self.pending
         stack = [target]
         while stack:
@@ -238,7 +247,7 @@ class Scheduler:
             self.status[node] = SKIPPED
             if self.skipped is not None:
                 self.skipped.append(node)
-            for nxt in (*plan.static_succ[node], *plan.cond_succ[node]):
+            for nxt in (*topo.static_succ[node], *topo.cond_succ[node]):
                 left = pending[nxt] - 1
                 pending[nxt] = left
                 if not left:
@@ -249,7 +258,7 @@ class Scheduler:
                         stack.append(nxt)
 
     def _hold(self, i: int) -> bool:
-        regions = self.plan.regions
+        regions = self.topo.regions
         if any(i in regions[t] for t in self.loops):
             self.status[i] = PARKED
             return True
@@ -259,7 +268,7 @@ class Scheduler:
         """Restart every loop whose region has no running node left."""
         status = self.status
         for target in list(self.loops):
-            region = self.plan.regions[target]
+            region = self.topo.regions[target]
             if any(status[n] == RUNNING for n in region):
                 continue
             self.loops.remove(target)
@@ -273,7 +282,7 @@ class Scheduler:
         for n in region:  # an edge is unresolved if its source is in the region or not done yet
             self.pending[n] = sum(
                 1
-                for source, _ in self.plan.in_edges[n]
+                for source, _ in self.topo.in_edges[n]
                 if source in region or status[source] not in (DONE, SKIPPED)
             )
         kept = [n for n in self.ready if n not in region]
