@@ -18,7 +18,14 @@ from ._events import Emit, Event, EventKind
 from ._runnable import CallKind
 from .resilience import CircuitBreaker, RetryPolicy, backoff_disabled, timeout_after
 
-__all__ = ["DeadlineExceeded", "StepCall", "attempt_sync", "call_async", "call_sync"]
+__all__ = [
+    "DeadlineExceeded",
+    "StepCall",
+    "attempt_async",
+    "attempt_sync",
+    "call_async",
+    "call_sync",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,29 @@ async def _call_once(step: StepCall, arg: Any, attempt: int) -> Any:
         return await awaitable
 
 
+async def attempt_async(step: StepCall, arg: Any, attempt: int) -> Any:
+    """Make one attempt of any step, through its breaker; its error propagates untouched.
+
+    The durable engine calls this once per activity attempt: Temporal does the retrying.
+    """
+    breaker = step.breaker
+    try:
+        if breaker is not None:
+            breaker.before_call()
+        result = await _call_once(step, arg, attempt)
+    except Exception as error:
+        if breaker is not None and not isinstance(error, CircuitOpenError):
+            breaker.on_failure(error)
+        raise
+    except BaseException as error:  # cancelled: free a half-open probe, count nothing
+        if breaker is not None:
+            breaker.on_failure(error)
+        raise
+    if breaker is not None:
+        breaker.on_success()
+    return result
+
+
 async def call_async(
     step: StepCall, arg: Any, graph: str, emit: Emit | None, failed: Exception | None = None
 ) -> Any:
@@ -146,8 +176,7 @@ async def call_async(
 
     ``failed`` continues after a first attempt that the caller made inline and saw fail.
     """
-    breaker = step.breaker
-    fast = step.kind is CallKind.ASYNC and step.timeout is None  # skip a coroutine frame
+    fast = step.kind is CallKind.ASYNC and step.timeout is None and step.breaker is None
     started = time.monotonic()
     attempt = 0 if failed is None else 1
     error = failed
@@ -161,23 +190,13 @@ async def call_async(
         if emit is not None:
             emit(Event(EventKind.NODE_STARTED, graph, step.name, attempt))
         try:
-            if breaker is not None:
-                breaker.before_call()
-            if fast:
+            if fast:  # skip two coroutine frames in the common case
                 result = await step.fn(arg)
             else:
-                result = await _call_once(step, arg, attempt)
+                result = await attempt_async(step, arg, attempt)
         except Exception as exc:
-            if breaker is not None and not isinstance(exc, CircuitOpenError):
-                breaker.on_failure(exc)
             error = exc
             continue
-        except BaseException as exc:  # cancelled: free a half-open probe, count nothing
-            if breaker is not None:
-                breaker.on_failure(exc)
-            raise
-        if breaker is not None:
-            breaker.on_success()
         if emit is not None:
             emit(Event(EventKind.NODE_COMPLETED, graph, step.name, attempt, update=result))
         return result

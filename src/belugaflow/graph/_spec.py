@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import SpecError
 from ..resilience import RetryPolicy
 from ._mermaid import to_mermaid
+from ._validate import spec_problems
 
 __all__ = ["SPEC_FORMAT", "EdgeSpec", "GraphSpec", "NodeSpec", "RouterSpec"]
 
@@ -96,8 +97,6 @@ class GraphSpec:
 
     def problems(self) -> list[str]:
         """Every structural problem of this spec (empty when valid)."""
-        from ._validate import spec_problems
-
         return spec_problems(self)
 
     def node(self, name: str) -> NodeSpec:
