@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-PUBLIC_MODULES = ["belugaflow", "belugaflow.config", "belugaflow.graph", "belugaflow.resilience"]
+PUBLIC_MODULES = [
+    "belugaflow",
+    "belugaflow.config",
+    "belugaflow.graph",
+    "belugaflow.resilience",
+    "belugaflow.temporal",
+]
 
 
 def module(name: str) -> ModuleType:

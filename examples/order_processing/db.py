@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS fulfillments (
     quantity       INTEGER NOT NULL,
     created_at     TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refunds (
+    order_id   TEXT PRIMARY KEY,
+    refund_id  TEXT NOT NULL UNIQUE,
+    payment_id TEXT NOT NULL,
+    amount     INTEGER NOT NULL,  -- in cents
+    created_at TEXT NOT NULL
+);
 """
 
 SEED: tuple[tuple[str, str, int, int], ...] = (
@@ -65,7 +72,7 @@ class Product:
 
 _COUNT = {
     table: f"SELECT count(*) FROM {table} WHERE order_id = ?"
-    for table in ("reservations", "payments", "fulfillments")
+    for table in ("reservations", "payments", "fulfillments", "refunds")
 }
 
 
@@ -165,6 +172,66 @@ class Store:
             ).fetchone()
         return str(payment_id)
 
+    def charge_as(self, order_id: str, amount: int, payment_id: str) -> str:
+        """Charge the order ``amount`` cents under a caller-chosen ``payment_id``, once.
+
+        Like :meth:`charge`, the order id is the idempotency key: a second call for the same
+        order inserts nothing and returns the first payment's id. The caller derives
+        ``payment_id`` from the run (e.g. order id + workflow id), so a re-delivered call
+        carries the same id.
+        """
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO payments (order_id, amount, payment_id, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+                (order_id, amount, payment_id, _now()),
+            )
+            (stored,) = db.execute(
+                "SELECT payment_id FROM payments WHERE order_id = ?", (order_id,)
+            ).fetchone()
+        return str(stored)
+
+    def refund(self, order_id: str) -> str | None:
+        """Refund the order's payment, once; return the refund id, or None if never charged.
+
+        A second call finds the first refund and returns its id.
+        """
+        with self.transaction() as db:
+            payment = db.execute(
+                "SELECT payment_id, amount FROM payments WHERE order_id = ?", (order_id,)
+            ).fetchone()
+            if payment is None:
+                return None
+            payment_id, amount = payment
+            db.execute(
+                "INSERT INTO refunds (order_id, refund_id, payment_id, amount, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+                (order_id, f"ref-{payment_id}", payment_id, amount, _now()),
+            )
+            (refund_id,) = db.execute(
+                "SELECT refund_id FROM refunds WHERE order_id = ?", (order_id,)
+            ).fetchone()
+        return str(refund_id)
+
+    def release(self, order_id: str) -> bool:
+        """Put the order's reserved items back in stock, once; False if nothing is reserved.
+
+        The reservation row goes away, so a second call finds nothing and returns False.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT product_id, quantity FROM reservations WHERE order_id = ?", (order_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            product_id, quantity = row
+            db.execute(
+                "UPDATE stock SET quantity = quantity + ? WHERE product_id = ?",
+                (quantity, product_id),
+            )
+            db.execute("DELETE FROM reservations WHERE order_id = ?", (order_id,))
+            return True
+
     def fulfill(self, order_id: str, product_id: str, quantity: int) -> str:
         """Create the order's shipment, once; return the fulfillment id."""
         with self.transaction() as db:
@@ -180,7 +247,8 @@ class Store:
         return str(fulfillment_id)
 
     def count(self, table: str, order_id: str) -> int:
-        """How many rows of ``table`` (reservations, payments, fulfillments) the order has."""
+        """How many rows of ``table`` (reservations, payments, fulfillments, refunds) the order
+        has."""
         query = _COUNT.get(table)
         if query is None:
             raise ValueError(f"no per-order table {table!r}; expected one of {sorted(_COUNT)}")

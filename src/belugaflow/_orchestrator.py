@@ -5,17 +5,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from ._chain import Chain, Step
 from ._events import Hook
 from ._runnable import RunnableBase
-from .graph import Graph, Registry
+from .graph import CompiledGraph, Graph, Registry
 from .resilience import BreakerRegistry, CircuitBreaker, RetryPolicy
 from .resilience._breaker import BreakerOptions
 
 if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
     from .config import Config
+    from .temporal._client import IfExists, WorkflowSummary
 
 __all__ = ["Orchestrator"]
 
@@ -48,6 +51,10 @@ class Orchestrator:
         graph_max_retries: Retries per graph node after the first attempt.
         graph_max_steps: Most node runs in one graph run (bounds loops).
         workflow_task_queue: Temporal task queue of durable runs.
+        workflow_timeout: Seconds a durable workflow may run (its execution timeout).
+        workflow_max_retries: Retries of a hand-written workflow's activities, by default.
+        temporal_address: ``host:port`` of the Temporal frontend.
+        temporal_namespace: Temporal namespace.
         metrics_prefix: Prefix of metric names.
         hooks: Event hooks attached to everything this orchestrator builds.
     """
@@ -63,6 +70,10 @@ class Orchestrator:
         graph_max_retries: int = 3,
         graph_max_steps: int = 1000,
         workflow_task_queue: str = "beluga-workflows",
+        workflow_timeout: float | timedelta | None = 3600.0,
+        workflow_max_retries: int = 5,
+        temporal_address: str = "localhost:7233",
+        temporal_namespace: str = "default",
         metrics_prefix: str = "workflow",
         hooks: Sequence[Hook] = (),
     ) -> None:
@@ -74,10 +85,17 @@ class Orchestrator:
         self.graph_retry = RetryPolicy.from_max_retries(graph_max_retries)
         self.graph_max_steps = graph_max_steps
         self.workflow_task_queue = workflow_task_queue
+        self.workflow_timeout = _seconds(workflow_timeout)
+        self.workflow_retry = RetryPolicy.from_max_retries(workflow_max_retries)
+        self.temporal_address = temporal_address
+        self.temporal_namespace = temporal_namespace
         self.metrics_prefix = metrics_prefix
         self.hooks: list[Hook] = list(hooks)
         self.registry = Registry()
         self.breakers = BreakerRegistry()
+        self.workflows: list[type] = []
+        self.activities: list[Callable[..., Any]] = []
+        self._client: Client | None = None
 
     @classmethod
     def from_config(cls, config: Config, *, hooks: Sequence[Hook] = ()) -> Orchestrator:
@@ -92,6 +110,10 @@ class Orchestrator:
             graph_max_retries=orchestration.graph.max_retries,
             graph_max_steps=orchestration.graph.max_steps,
             workflow_task_queue=orchestration.workflow.task_queue,
+            workflow_timeout=orchestration.workflow.timeout,
+            workflow_max_retries=orchestration.workflow.max_retries,
+            temporal_address=config.temporal.address,
+            temporal_namespace=config.temporal.namespace,
             metrics_prefix=config.monitoring.metrics.prefix,
             hooks=hooks,
         )
@@ -159,6 +181,84 @@ class Orchestrator:
         """Make ``fn`` resolvable as ``name`` in specs (nodes, routers, reducers)."""
         return self.registry.register(name, fn)
 
-    async def run(self, runnable: RunnableBase, input: Any) -> Any:
-        """Run a chain or graph in process and return its result."""
-        return await runnable.ainvoke(input)
+    # -- durable execution (needs the ``temporal`` extra) ---------------------------------------
+
+    def register_workflow(self, workflow: type) -> type:
+        """Make a hand-written Temporal workflow class part of this orchestrator's workers.
+
+        Usable as a class decorator (below ``@workflow.defn``).
+        """
+        if workflow not in self.workflows:
+            self.workflows.append(workflow)
+        return workflow
+
+    def register_activities(self, *activities: Callable[..., Any]) -> None:
+        """Make Temporal activities part of this orchestrator's workers."""
+        self.activities.extend(a for a in activities if a not in self.activities)
+
+    async def client(self) -> Client:
+        """The Temporal client, connected on first use to ``temporal_address``."""
+        if self._client is None:
+            from temporalio.client import Client
+
+            self._client = await Client.connect(
+                self.temporal_address, namespace=self.temporal_namespace
+            )
+        return self._client
+
+    def use_client(self, client: Client) -> None:
+        """Use an already connected client (e.g. one with a custom data converter)."""
+        self._client = client
+
+    async def start_workflow(
+        self,
+        workflow: Any,
+        arg: Any,
+        *,
+        id: str,
+        if_exists: IfExists = "use_existing",
+        **options: Any,
+    ) -> WorkflowHandle[Any, Any]:
+        """Start a workflow on this orchestrator's task queue; the id is the idempotency key.
+
+        Starting an id that is running or already ran returns that execution's handle
+        (``if_exists="fail"`` raises instead). The execution timeout defaults to
+        ``workflow_timeout``. ``options`` go to ``temporalio.client.Client.start_workflow``.
+        """
+        from .temporal._client import start_workflow
+
+        if self.workflow_timeout is not None:
+            options.setdefault("execution_timeout", timedelta(seconds=self.workflow_timeout))
+        options.setdefault("task_queue", self.workflow_task_queue)
+        return await start_workflow(
+            await self.client(), workflow, arg, id=id, if_exists=if_exists, **options
+        )
+
+    async def get_workflow(self, id: str) -> WorkflowHandle[Any, Any]:
+        """The handle of the workflow with ``id`` (its latest run)."""
+        return (await self.client()).get_workflow_handle(id)
+
+    async def list_workflows(
+        self, *, status: str | None = None, limit: int = 100
+    ) -> list[WorkflowSummary]:
+        """The newest workflows, optionally only those with ``status`` (e.g. ``"running"``)."""
+        from .temporal._client import list_workflows
+
+        return await list_workflows(await self.client(), status=status, limit=limit)
+
+    async def run(
+        self, runnable: RunnableBase, input: Any, *, engine: Literal["local", "temporal"] = "local"
+    ) -> Any:
+        """Run a chain or graph and return its result: in process, or durably on Temporal
+        (graphs; a worker for this orchestrator must be polling the task queue)."""
+        if engine == "local":
+            return await runnable.ainvoke(input)
+        if not isinstance(runnable, Graph | CompiledGraph):
+            raise TypeError(
+                f"engine='temporal' runs graphs; got {type(runnable).__name__} (a chain is a"
+                " graph of one path: build it with create_graph)"
+            )
+        from .temporal._engine import TemporalEngine
+
+        engine_ = TemporalEngine(await self.client(), task_queue=self.workflow_task_queue)
+        return await engine_.run(runnable, input)

@@ -9,12 +9,14 @@ import typer
 import belugaflow
 from belugaflow.cli._config import config_app
 from belugaflow.cli._graph import graph_app
+from belugaflow.cli._server import server_app
+from belugaflow.cli._worker import worker
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="belugaflow",
-    help="belugaflow: fault-tolerant workflow orchestration. Inspect configs and graphs.",
+    help="belugaflow: fault-tolerant workflow orchestration.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -23,6 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(graph_app, name="graph")
+app.add_typer(server_app, name="server")
+app.command("worker")(worker)
 
 
 def _print_version(value: bool) -> None:
@@ -43,7 +47,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """belugaflow: fault-tolerant workflow orchestration. Inspect configs and graphs."""
+    """belugaflow: fault-tolerant workflow orchestration."""
 
 
 def main() -> None:

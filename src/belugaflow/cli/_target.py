@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from belugaflow import CompiledGraph, Graph, GraphSpec, SpecError
 
-__all__ = ["TargetError", "load_graph_spec", "parse_target"]
+__all__ = ["TargetError", "load_graph_spec", "load_object", "parse_target"]
 
 _ACCEPTED = "a Graph, CompiledGraph or GraphSpec (or a zero-argument callable returning one)"
 
@@ -35,21 +35,25 @@ def parse_target(target: str) -> tuple[str, list[str]]:
     return module, parts
 
 
-def load_graph_spec(target: str, *, search_dir: str | None = None) -> GraphSpec:
-    """Import ``target`` (``MODULE:OBJECT``) and return the spec of the graph it names.
+def load_object(
+    target: str, *, accept: tuple[type, ...], accepted: str, search_dir: str | None = None
+) -> object:
+    """Import ``target`` (``MODULE:OBJECT``, a dotted attribute path) and return the object.
 
-    ``OBJECT`` may be a dotted attribute path. A :class:`~belugaflow.Graph` is compiled, so
-    every problem a run would meet at compile time is reported here.
+    An object that is not an instance of ``accept`` but is callable is called without
+    arguments (a factory).
 
     Args:
         target: The import path.
+        accept: The types the caller wants.
+        accepted: How to name those types in errors.
         search_dir: A directory to put first on ``sys.path`` (the CLI passes the working
             directory), unless it is there already.
 
     Raises:
         ValueError: ``target`` is malformed.
-        TargetError: The module does not import, the attribute is missing, the object is of the
-            wrong type, or the graph is invalid.
+        TargetError: The module does not import, the attribute is missing, or the object is
+            of the wrong type.
     """
     module_name, attrs = parse_target(target)
     if search_dir is not None and search_dir not in sys.path:
@@ -64,8 +68,29 @@ def load_graph_spec(target: str, *, search_dir: str | None = None) -> GraphSpec:
             close = difflib.get_close_matches(attr, public, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TargetError(f"{target}: {owner!r} has no attribute {attr!r}{hint}") from None
-    if not isinstance(obj, Graph | CompiledGraph | GraphSpec) and callable(obj):
-        obj = _call_factory(target, obj)
+    if not isinstance(obj, accept) and callable(obj):
+        obj = _call_factory(target, obj, accepted)
+    if not isinstance(obj, accept):
+        raise TargetError(f"{target}: expected {accepted}, got {type(obj).__name__}")
+    return obj
+
+
+def load_graph_spec(target: str, *, search_dir: str | None = None) -> GraphSpec:
+    """Import ``target`` (``MODULE:OBJECT``) and return the spec of the graph it names.
+
+    A :class:`~belugaflow.Graph` is compiled, so every problem a run would meet at compile
+    time is reported here.
+
+    Raises:
+        ValueError: ``target`` is malformed.
+        TargetError: as :func:`load_object`, or the graph is invalid.
+    """
+    obj = load_object(
+        target,
+        accept=(Graph, CompiledGraph, GraphSpec),
+        accepted=_ACCEPTED,
+        search_dir=search_dir,
+    )
     try:
         if isinstance(obj, Graph):
             return obj.compile().spec
@@ -73,9 +98,8 @@ def load_graph_spec(target: str, *, search_dir: str | None = None) -> GraphSpec:
             return obj.spec
     except SpecError as error:
         raise TargetError(f"{target}: {error}") from error
-    if isinstance(obj, GraphSpec):
-        return obj
-    raise TargetError(f"{target}: expected {_ACCEPTED}, got {type(obj).__name__}")
+    assert isinstance(obj, GraphSpec)
+    return obj
 
 
 def _import(target: str, module_name: str) -> object:
@@ -95,7 +119,7 @@ def _import(target: str, module_name: str) -> object:
         raise TargetError(f"{target}: importing {module_name!r} failed: {_brief(error)}") from error
 
 
-def _call_factory(target: str, factory: Callable[..., object]) -> object:
+def _call_factory(target: str, factory: Callable[..., object], accepted: str) -> object:
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # no signature (some builtins): just try the call
@@ -105,7 +129,7 @@ def _call_factory(target: str, factory: Callable[..., object]) -> object:
             signature.bind()
         except TypeError:
             raise TargetError(
-                f"{target}: the callable needs arguments {signature}; expected {_ACCEPTED}"
+                f"{target}: the callable needs arguments {signature}; expected {accepted}"
             ) from None
     try:
         return factory()

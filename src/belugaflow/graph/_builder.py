@@ -112,6 +112,7 @@ class Graph(RunnableBase):
         timeout: float | timedelta | None = None,
         breaker: CircuitBreaker | str | None = None,
         blocking: bool = False,
+        short: bool = False,
     ) -> Self:
         """Add a node.
 
@@ -123,6 +124,8 @@ class Graph(RunnableBase):
                 a worker thread, the only way to stop waiting for it.
             breaker: A circuit breaker, or the name of one registered with the orchestrator.
             blocking: The sync function does blocking I/O: run it in a worker thread.
+            short: A quick step: on Temporal it runs as a local activity (no task-queue round
+                trip). In process it changes nothing.
         """
         self._mutable()
         where = f"graph {self.name!r}: node {name!r}"
@@ -152,6 +155,7 @@ class Graph(RunnableBase):
             timeout=_seconds(timeout, f"{where}: timeout"),
             breaker=breaker_name,
             blocking=blocking,
+            short=short,
         )
         return self
 

@@ -41,6 +41,9 @@ class NodeSpec:
     """Name of the circuit breaker guarding the node, if any."""
     blocking: bool = False
     """Run a sync callable in a worker thread (it does blocking I/O)."""
+    short: bool = False
+    """A quick step (well under a few seconds): on Temporal it runs as a local activity, in
+    the worker that runs the workflow, without a round trip through the task queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,8 @@ def _node_to_dict(node: NodeSpec) -> dict[str, Any]:
         data["breaker"] = node.breaker
     if node.blocking:
         data["blocking"] = True
+    if node.short:
+        data["short"] = True
     return data
 
 
@@ -207,6 +212,7 @@ def _node_from_dict(data: Mapping[str, Any]) -> NodeSpec:
         timeout=data.get("timeout"),
         breaker=data.get("breaker"),
         blocking=data.get("blocking", False),
+        short=data.get("short", False),
     )
 
 

@@ -1,0 +1,240 @@
+"""The activities of :class:`~.workflow.OrderProcessingWorkflow` and the data they exchange.
+
+Activities are ``async`` methods of :class:`OrderActivities`, which holds the shop's
+:class:`~.db.Store`. Each SQLite call runs in a worker thread (``asyncio.to_thread``), so the
+worker's event loop never blocks and the worker needs no ``activity_executor``. A cancellation
+(heartbeat response, worker shutdown) reaches the coroutine at its ``await``, never inside a
+SQLite transaction; the activity then waits for the thread to finish before it reports the
+cancellation, so "cancelled" always means the transaction is over.
+
+Every side effect is idempotent per order id (see :class:`~.db.Store`): a retried or
+re-delivered activity never reserves, charges, refunds or ships twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from temporalio import activity
+
+from belugaflow.temporal._activities import to_application_error
+
+from .db import Store
+from .nodes import OrderNodes
+
+__all__ = [
+    "ACTIONS",
+    "AUTO_APPROVE_LIMIT",
+    "Decider",
+    "Decision",
+    "DecisionInput",
+    "Order",
+    "OrderActivities",
+    "PaymentRequest",
+    "default_decide",
+    "payment_key",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+ACTIONS = frozenset({"approve", "manual_review", "reject"})
+"""What a decision can say."""
+
+AUTO_APPROVE_LIMIT = 10_000
+"""Cents: :func:`default_decide` sends orders worth this much or more to manual review."""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """The workflow's input."""
+
+    order_id: str
+    product_id: str
+    quantity: int = 1
+    customer_tier: str = "standard"
+    """E.g. ``new``, ``standard``, ``gold``; the decision function reads it."""
+    review_threshold: int | None = None
+    """Cents: an order worth more always waits for a person, whatever the decision says.
+    ``None``: only the decision sends an order to review."""
+    review_timeout: float = 24 * 3600.0
+    """Seconds to wait for an ``approve`` / ``reject`` signal before giving up."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInput:
+    """What the decision function sees: order value and customer tier."""
+
+    order_id: str
+    product_id: str
+    quantity: int
+    amount: int
+    """Order value in cents."""
+    customer_tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``action`` is one of :data:`ACTIONS`; ``reason`` says why, for people."""
+
+    action: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    order_id: str
+    amount: int
+    """In cents."""
+    payment_id: str
+    """Derived from the run (:func:`payment_key`), so every attempt carries the same id."""
+
+
+Decider = Callable[[DecisionInput], Decision | Awaitable[Decision]]
+"""The decision seam: a rule today, an LLM provider later. Sync or async."""
+
+
+def default_decide(order: DecisionInput) -> Decision:
+    """A deterministic rule: new customers and orders of :data:`AUTO_APPROVE_LIMIT` cents or
+    more go to manual review; everything else is approved."""
+    if order.customer_tier == "new":
+        return Decision("manual_review", "first order of a new customer")
+    if order.amount >= AUTO_APPROVE_LIMIT:
+        return Decision(
+            "manual_review",
+            f"order value {order.amount} cents is at or above the auto-approval limit"
+            f" of {AUTO_APPROVE_LIMIT} cents",
+        )
+    return Decision("approve", f"order value {order.amount} cents is below the limit")
+
+
+def payment_key(order_id: str, workflow_id: str) -> str:
+    """The payment id of ``order_id`` charged by workflow ``workflow_id``: the same on every
+    attempt and every replay, different for another order."""
+    digest = hashlib.sha256(f"{workflow_id}\x00{order_id}".encode()).hexdigest()[:16]
+    return f"pay-{digest}"
+
+
+@contextlib.contextmanager
+def _temporal_errors() -> Iterator[None]:
+    """Let errors keep their meaning on Temporal: a ``NonRetryableError`` (or any error marked
+    ``retryable = False``) becomes a non-retryable ``ApplicationError`` of the same type name."""
+    try:
+        yield
+    except Exception as error:
+        converted = to_application_error(error)
+        if converted is error:
+            raise  # retryable: Temporal wraps it and keeps the type name
+        raise converted from error
+
+
+async def _in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking ``fn`` in a thread; if cancelled meanwhile, let the thread finish first."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancellation is what we report
+        raise
+
+
+class OrderActivities:
+    """The order activities, bound to one store and one decision function.
+
+    Subclass and override an activity (keeping its ``@activity.defn`` name) to change a step,
+    e.g. in tests.
+    """
+
+    def __init__(self, store: Store, *, decide: Decider | None = None) -> None:
+        self.store = store
+        self.decider: Decider = decide if decide is not None else default_decide
+        self._nodes = OrderNodes(store)
+
+    @activity.defn(name="order.validate")
+    async def validate(self, order: Order) -> int:
+        """Reject a bad order before any work starts; return its value in cents.
+
+        Raises:
+            ApplicationError: non-retryable, type ``NonRetryableError``, for an invalid order.
+        """
+        with _temporal_errors():
+            update = await _in_thread(self._nodes.validate, dataclasses.asdict(order))
+        return int(update["amount"])
+
+    @activity.defn(name="order.check_inventory")
+    async def check_inventory(self, order: Order) -> bool:
+        """Reserve the items, once per order; False when there are not enough."""
+        with _temporal_errors():
+            return await _in_thread(
+                self.store.reserve, order.order_id, order.product_id, order.quantity
+            )
+
+    @activity.defn(name="order.decide")
+    async def decide(self, order: DecisionInput) -> Decision:
+        """Ask the registered decision function about the order."""
+        with _temporal_errors():
+            result: Any = self.decider(order)
+            if inspect.isawaitable(result):
+                result = await result
+            if not isinstance(result, Decision) or result.action not in ACTIONS:
+                raise TypeError(
+                    f"the decision function returned {result!r}; expected a Decision whose"
+                    f" action is one of {sorted(ACTIONS)}"
+                )
+            return result
+
+    @activity.defn(name="order.process_payment")
+    async def process_payment(self, payment: PaymentRequest) -> str:
+        """Charge the order, once per order; return the payment id."""
+        with _temporal_errors():
+            return await _in_thread(
+                self.store.charge_as, payment.order_id, payment.amount, payment.payment_id
+            )
+
+    @activity.defn(name="order.fulfill")
+    async def fulfill(self, order: Order) -> str:
+        """Create the shipment, once per order; return the fulfillment id.
+
+        A real shipment takes a while: such an implementation calls ``activity.heartbeat()``
+        while it works, which is how it learns that the workflow was cancelled.
+        """
+        with _temporal_errors():
+            return await _in_thread(
+                self.store.fulfill, order.order_id, order.product_id, order.quantity
+            )
+
+    @activity.defn(name="order.refund")
+    async def refund(self, order_id: str) -> str | None:
+        """Compensation: refund the order's payment if it was taken (once)."""
+        with _temporal_errors():
+            return await _in_thread(self.store.refund, order_id)
+
+    @activity.defn(name="order.release")
+    async def release(self, order_id: str) -> bool:
+        """Compensation: put the order's reserved items back in stock (once)."""
+        with _temporal_errors():
+            return await _in_thread(self.store.release, order_id)
+
+    @property
+    def activities(self) -> list[Callable[..., Awaitable[Any]]]:
+        """The activity callables to register on a worker."""
+        return [
+            self.validate,
+            self.check_inventory,
+            self.decide,
+            self.process_payment,
+            self.fulfill,
+            self.refund,
+            self.release,
+        ]

@@ -1,0 +1,298 @@
+"""``OrderProcessingWorkflow``: the use case as a hand-written Temporal workflow.
+
+::
+
+    validate → check_inventory ─ out of stock ─→ "out_of_stock"
+                               └→ decide ─ approve ─────────────────┐
+                                         ├ manual_review → wait for approve / reject signal
+                                         │                 (timeout → "review_timeout")
+                                         └ reject → "rejected"      ↓
+                                               process_payment → fulfill → "completed"
+
+Compensation (a saga): when the workflow is cancelled, or a step fails for good, it refunds the
+payment if one may have been taken and releases the stock reservation, then ends cancelled
+(or failed). A rejected or timed-out review releases the reservation too.
+
+Cancellation, step by step:
+
+* Reservation and payment are short, don't heartbeat and run with
+  ``WAIT_CANCELLATION_COMPLETED``; :func:`_settled` cancels them and waits until the attempt in
+  flight has ended before compensation starts, so a charge can never land after its refund.
+* Fulfilment is long: it heartbeats, sees the cancellation and stops. If it had already shipped,
+  the order is completed — a cancel that arrives after shipment is too late.
+* Compensation activities run after the workflow was cancelled: Temporal delivers a workflow
+  cancellation once, as ``CancelledError`` at the current ``await``; activities started
+  afterwards are not cancelled, and :func:`_uncancellable` shields them anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from belugaflow import RetryPolicy
+
+    from .activities import (
+        Decider,
+        Decision,
+        DecisionInput,
+        Order,
+        OrderActivities,
+        PaymentRequest,
+        payment_key,
+    )
+    from .db import Store
+
+__all__ = [
+    "Order",
+    "OrderActivities",
+    "OrderProcessingWorkflow",
+    "OrderResult",
+    "Progress",
+    "order_worker",
+]
+
+T = TypeVar("T")
+
+ACTIVITY_RETRY = RetryPolicy(max_attempts=5, initial_interval=0.2, max_interval=10.0)
+"""Forward steps: a transient failure is retried four times, 0.2 s, 0.4 s, … apart."""
+COMPENSATION_RETRY = RetryPolicy(max_attempts=0, initial_interval=0.2, max_interval=30.0)
+"""Compensation never gives up (0 = unlimited): a stuck refund shows as a retrying activity."""
+STEP_TIMEOUT = timedelta(seconds=30)
+FULFILL_TIMEOUT = timedelta(minutes=10)
+FULFILL_HEARTBEAT = timedelta(seconds=10)
+"""A fulfilment that stops heartbeating for this long is retried on another worker."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    order_id: str
+    status: str
+    """``completed``, ``out_of_stock``, ``rejected`` or ``review_timeout``."""
+    payment_id: str | None = None
+    fulfillment_id: str | None = None
+    decision: str | None = None
+    """The decision's action: ``approve``, ``manual_review`` or ``reject``."""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the ``progress`` query returns."""
+
+    step: str
+    """``started``, ``validate``, ``check_inventory``, ``decide``, ``await_approval``,
+    ``process_payment``, ``fulfill``, ``compensate`` or ``done``."""
+    decision: str | None = None
+    reason: str = ""
+
+
+def _options(retry: RetryPolicy = ACTIVITY_RETRY) -> dict[str, Any]:
+    return {"start_to_close_timeout": STEP_TIMEOUT, "retry_policy": retry.to_temporal()}
+
+
+async def _settled(handle: workflow.ActivityHandle[T]) -> T:
+    """Await a side-effecting activity. If the workflow is cancelled meanwhile, cancel the
+    activity, wait until its attempt in flight has ended (done or cancelled), then re-raise
+    the cancellation — so compensation sees every side effect that will ever happen.
+
+    ``handle`` must run with ``ActivityCancellationType.WAIT_CANCELLATION_COMPLETED``.
+    """
+    try:
+        return await asyncio.shield(handle)
+    except asyncio.CancelledError:
+        handle.cancel()
+        # Cancelled (or failed): either way the workflow goes on to compensate.
+        with contextlib.suppress(ActivityError):
+            await handle
+        raise
+
+
+async def _uncancellable(handle: workflow.ActivityHandle[T]) -> T:
+    """Await a compensation activity to its end, whatever cancellation arrives meanwhile."""
+    while True:
+        try:
+            return await asyncio.shield(handle)
+        except asyncio.CancelledError:
+            continue
+
+
+@workflow.defn(name="OrderProcessingWorkflow")
+class OrderProcessingWorkflow:
+    """Process one order; the workflow id is the idempotency key (e.g. ``order-<id>``)."""
+
+    def __init__(self) -> None:
+        self._step = "started"
+        self._decision: Decision | None = None
+        self._verdict: tuple[str, str] | None = None  # ("approve" | "reject", note)
+        self._reserving = False  # a reservation may exist: release it when compensating
+        self._charging = False  # a payment may exist: refund it when compensating
+
+    @workflow.signal
+    def approve(self, note: str = "") -> None:
+        """A reviewer approves the order (the first verdict counts)."""
+        if self._verdict is None:
+            self._verdict = ("approve", note)
+
+    @workflow.signal
+    def reject(self, reason: str = "") -> None:
+        """A reviewer rejects the order (the first verdict counts)."""
+        if self._verdict is None:
+            self._verdict = ("reject", reason)
+
+    @workflow.query
+    def progress(self) -> Progress:
+        """The current step, and the decision once made."""
+        decision = self._decision
+        if decision is None:
+            return Progress(self._step)
+        return Progress(self._step, decision.action, decision.reason)
+
+    @workflow.run
+    async def run(self, order: Order) -> OrderResult:
+        try:
+            return await self._process(order)
+        except (asyncio.CancelledError, FailureError):
+            await self._compensate(order.order_id)
+            raise
+
+    async def _process(self, order: Order) -> OrderResult:
+        self._step = "validate"
+        amount = await workflow.execute_activity_method(
+            OrderActivities.validate, order, **_options()
+        )
+
+        self._step = "check_inventory"
+        self._reserving = True
+        in_stock = await _settled(
+            workflow.start_activity_method(
+                OrderActivities.check_inventory,
+                order,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                **_options(),
+            )
+        )
+        if not in_stock:
+            self._reserving = False
+            return self._result(order, "out_of_stock", f"{order.product_id} is out of stock")
+
+        self._step = "decide"
+        self._decision = decision = await workflow.execute_activity_method(
+            OrderActivities.decide,
+            DecisionInput(
+                order.order_id, order.product_id, order.quantity, amount, order.customer_tier
+            ),
+            **_options(),
+        )
+        if decision.action == "reject":
+            await self._compensate(order.order_id)
+            return self._result(order, "rejected", decision.reason)
+        over = order.review_threshold is not None and amount > order.review_threshold
+        if decision.action == "manual_review" or over:
+            self._step = "await_approval"
+            try:
+                await workflow.wait_condition(
+                    lambda: self._verdict is not None,
+                    timeout=timedelta(seconds=order.review_timeout),
+                )
+            except TimeoutError:
+                await self._compensate(order.order_id)
+                reason = f"no approve or reject signal within {order.review_timeout:g} s"
+                return self._result(order, "review_timeout", reason)
+            assert self._verdict is not None
+            verdict, note = self._verdict
+            if verdict == "reject":
+                await self._compensate(order.order_id)
+                return self._result(order, "rejected", note or "rejected by a reviewer")
+
+        self._step = "process_payment"
+        self._charging = True
+        payment_id = await _settled(
+            workflow.start_activity_method(
+                OrderActivities.process_payment,
+                PaymentRequest(
+                    order.order_id, amount, payment_key(order.order_id, workflow.info().workflow_id)
+                ),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                **_options(),
+            )
+        )
+
+        self._step = "fulfill"
+        fulfillment_id = await workflow.execute_activity_method(
+            OrderActivities.fulfill,
+            order,
+            start_to_close_timeout=FULFILL_TIMEOUT,
+            heartbeat_timeout=FULFILL_HEARTBEAT,
+            retry_policy=ACTIVITY_RETRY.to_temporal(),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._step = "done"
+        return self._result(
+            order,
+            "completed",
+            decision.reason,
+            payment_id=payment_id,
+            fulfillment_id=fulfillment_id,
+        )
+
+    async def _compensate(self, order_id: str) -> None:
+        """Undo what may have happened, newest first. Each undo is idempotent and a no-op when
+        there is nothing to undo, so "may have" is enough."""
+        self._step = "compensate"
+        if self._charging:
+            await _uncancellable(
+                workflow.start_activity_method(
+                    OrderActivities.refund, order_id, **_options(COMPENSATION_RETRY)
+                )
+            )
+            self._charging = False
+        if self._reserving:
+            await _uncancellable(
+                workflow.start_activity_method(
+                    OrderActivities.release, order_id, **_options(COMPENSATION_RETRY)
+                )
+            )
+            self._reserving = False
+        self._step = "done"
+
+    def _result(self, order: Order, status: str, reason: str, **ids: str) -> OrderResult:
+        self._step = "done"
+        action = self._decision.action if self._decision is not None else None
+        return OrderResult(order.order_id, status, decision=action, reason=reason, **ids)
+
+
+def order_worker(
+    client: Client,
+    store: Store,
+    *,
+    task_queue: str,
+    decide: Decider | None = None,
+    activities_class: type[OrderActivities] = OrderActivities,
+    **options: Any,
+) -> Worker:
+    """A worker that runs ``OrderProcessingWorkflow`` and its activities against ``store``.
+
+    Args:
+        decide: The decision function; default :func:`~.activities.default_decide`.
+        activities_class: An :class:`OrderActivities` subclass to change a step (tests).
+        **options: Passed to ``temporalio.worker.Worker``.
+    """
+    activities = activities_class(store, decide=decide)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[OrderProcessingWorkflow],
+        activities=activities.activities,
+        **options,
+    )

@@ -1,0 +1,74 @@
+"""``belugaflow worker``: run a Temporal worker for an orchestrator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from belugaflow import Orchestrator
+from belugaflow.cli._output import fail
+from belugaflow.cli._target import TargetError, load_object
+
+__all__ = ["worker"]
+
+
+def worker(
+    app: Annotated[
+        str,
+        typer.Option(
+            "--app",
+            help="MODULE:OBJECT of your Orchestrator (or a zero-argument factory returning one),"
+            " e.g. myapp.flows:orch",
+        ),
+    ],
+    task_queue: Annotated[
+        str | None,
+        typer.Option(help="Task queue to poll [default: the orchestrator's]."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Temporal frontend host:port [default: the orchestrator's]."),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(help="Temporal namespace [default: the orchestrator's]."),
+    ] = None,
+) -> None:
+    """Run a worker: the orchestrator's graphs, workflows and activities, until SIGTERM.
+
+    On SIGTERM or Ctrl-C the worker stops polling, lets running activities finish, and exits.
+    Start several on one task queue to share the work.
+    """
+    try:
+        orch = load_object(
+            app, accept=(Orchestrator,), accepted="an Orchestrator", search_dir=os.getcwd()
+        )
+    except (TargetError, ValueError) as error:
+        fail(str(error))
+    assert isinstance(orch, Orchestrator)
+    orch.temporal_address = address or orch.temporal_address
+    orch.temporal_namespace = namespace or orch.temporal_namespace
+    queue = task_queue or orch.workflow_task_queue
+    try:
+        from belugaflow.temporal._worker import run_worker
+    except ImportError as error:
+        fail(f"{error}; install the extra: pip install 'belugaflow[temporal]'")
+    typer.echo(
+        f"worker for {app}: polling task queue {queue!r} at {orch.temporal_address}"
+        f" (namespace {orch.temporal_namespace!r}); SIGTERM or Ctrl-C drains and stops",
+        err=True,
+    )
+    try:
+        asyncio.run(run_worker(orch, task_queue=queue))
+    except RuntimeError as error:  # e.g. the server cannot be reached
+        fail(f"worker stopped: {error}")
+    typer.echo("worker drained and stopped", err=True)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    # The Temporal SDK's native runtime can crash while the interpreter shuts down
+    # (sdk-python#300); everything is flushed, so leave without running finalizers.
+    os._exit(0)
