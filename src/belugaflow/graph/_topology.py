@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .._errors import SpecError
 from ._loops import back_edges
 from ._spec import GraphSpec
+from ._validate import reachable
 
 __all__ = ["Topology"]
 
@@ -100,6 +101,7 @@ class Topology:
         for i in entry:
             indegree[i] += 1
         forward = [static_succ[s] + cond_succ[s] for s in range(size)]
+        by_node = dict(enumerate(forward))
         return cls(
             spec=spec,
             names=names,
@@ -115,19 +117,8 @@ class Topology:
             entry=entry,
             is_entry=tuple(i in entry for i in range(size)),
             ancestors=_ancestors(forward),
-            regions={t: frozenset(_reach(forward, t)) for _, t, _ in back},
+            regions={t: frozenset(reachable(by_node, [t])) for _, t, _ in back},
         )
-
-
-def _reach(successors: list[list[int]], start: int) -> set[int]:
-    seen = {start}
-    stack = [start]
-    while stack:
-        for nxt in successors[stack.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
 
 
 def _ancestors(forward: list[list[int]]) -> tuple[int, ...]:

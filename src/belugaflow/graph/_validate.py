@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from ._spec import GraphSpec
 
-__all__ = ["find_cycle", "spec_problems"]
+__all__ = ["find_cycle", "reachable", "spec_problems"]
+
+N = TypeVar("N")
 
 
 def spec_problems(spec: GraphSpec) -> list[str]:
@@ -100,7 +102,7 @@ def _flow_problems(spec: GraphSpec, known: set[str]) -> list[str]:
     for router in spec.routers:
         if router.source in known:
             every[router.source].extend(target for _, target in router.routes if target in known)
-    reached = _reachable(every, [name for name in spec.entry if name in known])
+    reached = reachable(every, [name for name in spec.entry if name in known])
     for name in static:
         if name not in reached:
             kind = "finish point" if name in spec.finish else "node"
@@ -108,7 +110,8 @@ def _flow_problems(spec: GraphSpec, known: set[str]) -> list[str]:
     return problems
 
 
-def _reachable(successors: dict[str, list[str]], start: Iterable[str]) -> set[str]:
+def reachable(successors: Mapping[N, Sequence[N]], start: Iterable[N]) -> set[N]:
+    """Every node reachable from ``start`` (included) along ``successors[node]``."""
     seen = set(start)
     stack = list(seen)
     while stack:
