@@ -23,6 +23,7 @@ from typing import Any
 
 from belugaflow import Orchestrator
 
+from . import durable
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
 
@@ -143,7 +144,13 @@ def w4(quick: bool) -> list[Record]:
     ]  # fmt: skip
 
 
-WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
+WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
+    "W1": w1,
+    "W2": w2,
+    "W3": w3,
+    "W4": w4,
+    "W5": durable.w5,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
