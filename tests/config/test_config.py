@@ -12,20 +12,8 @@ from pydantic import ValidationError
 from belugaflow._errors import ConfigError, MissingEnvVarError
 from belugaflow.config import Config, Secret, load_config, load_config_text
 
-EXAMPLE = """\
-app: {name: "workflow-orchestration", version: "1.0.0"}
-orchestration:
-  chain: {timeout: 300s, max_retries: 3}
-  graph: {max_workers: 10, parallel_execution: true, timeout: 600s}
-  workflow: {task_queue: "beluga-workflows", timeout: 3600s, max_retries: 5}
-temporal: {address: "localhost:7233", namespace: "default"}
-llm:
-  provider: "openai"
-  openai: {api_key: "${OPENAI_API_KEY}", model: "gpt-4"}
-monitoring:
-  otel: {endpoint: "localhost:4317"}
-  metrics: {enabled: true, prefix: "workflow"}
-"""
+EXAMPLE = (Path(__file__).parents[2] / "examples/order_processing/config.yaml").read_text()
+"""The use case's config.yaml, exactly as the issue gives it (the example ships it)."""
 LEAK = "sk-very-secret-123"
 
 
