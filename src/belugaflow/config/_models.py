@@ -23,6 +23,7 @@ from belugaflow._errors import MissingEnvVarError
 
 __all__ = [
     "AppConfig",
+    "BreakerConfig",
     "ChainConfig",
     "Config",
     "Duration",
@@ -34,6 +35,9 @@ __all__ = [
     "OtelConfig",
     "PositiveDuration",
     "ProviderConfig",
+    "RateLimitConfig",
+    "RuleConfig",
+    "RulesConfig",
     "Secret",
     "TemporalConfig",
     "WorkflowConfig",
@@ -270,6 +274,27 @@ class TemporalConfig(_Section):
     """Temporal namespace. Default ``"default"``."""
 
 
+class RateLimitConfig(_Section):
+    """The ``llm.<provider>.rate_limit`` section: a token bucket in front of the provider."""
+
+    requests_per_minute: _Int | None = Field(default=None, ge=1)
+    """Most requests started per minute. Integer >= 1. Default none (no limit)."""
+    tokens_per_minute: _Int | None = Field(default=None, ge=1)
+    """Most tokens (prompt + answer, estimated before the call) per minute. Integer >= 1.
+    Default none (no limit)."""
+
+
+class BreakerConfig(_Section):
+    """The ``llm.<provider>.breaker`` section: the provider's circuit breaker."""
+
+    enabled: bool = True
+    """Stop calling the provider for a while after repeated failures. Default true."""
+    failure_threshold: _Int = Field(default=5, ge=1)
+    """Consecutive failed calls that open the circuit. Integer >= 1. Default 5."""
+    recovery_timeout: PositiveDuration = timedelta(seconds=30)
+    """How long the circuit stays open before one probe call. Duration, > 0. Default ``30s``."""
+
+
 class ProviderConfig(_Section):
     """One LLM provider block (``llm.openai``, ``llm.anthropic``, ``llm.local``)."""
 
@@ -281,20 +306,71 @@ class ProviderConfig(_Section):
     """Endpoint URL, for proxies or local servers. Default none (the provider's default)."""
     timeout: PositiveDuration | None = None
     """Timeout of one LLM call. Duration, > 0. Default none (the provider's default)."""
+    max_retries: _Int | None = Field(default=None, ge=0)
+    """Retries after a failed first attempt (429, 5xx, timeouts); 0 means no retry. Default
+    none (the provider's default, 2)."""
+    max_tokens: _Int | None = Field(default=None, ge=1)
+    """Most tokens in one answer. Integer >= 1. Default none (the provider's default)."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature, 0 to 2. Default none (the provider's default)."""
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    """Requests and tokens per minute. Default: no limit."""
+    breaker: BreakerConfig = BreakerConfig()
+    """The provider's circuit breaker. Default: on, 5 failures, 30 s."""
+
+
+class RuleConfig(_Section):
+    """One row of the ``llm.rules.table`` decision table."""
+
+    name: str | None = None
+    """Names the rule in decisions' reasons. Default none (``"rule <n>"``)."""
+    when: dict[str, Any] = {}
+    """Conditions on input fields, all of which must hold: ``field: value`` (equal) or
+    ``field: {op: value}`` with op one of eq, ne, gt, gte, lt, lte, in, not_in, exists.
+    Dotted fields reach into nested mappings. Default none: the rule always matches."""
+    choice: str = Field(min_length=1)
+    """The choice this rule makes."""
+
+
+class RulesConfig(_Section):
+    """The ``llm.rules`` section: the ``rules`` provider's decision table."""
+
+    table: list[RuleConfig] = []
+    """The rules, tried in order; the first that matches decides. Default none."""
+    default: str | None = Field(default=None, min_length=1)
+    """The choice when no rule matches. Default none (no rule matching is an error)."""
+
+
+_ProviderName = Literal["openai", "anthropic", "local", "rules"]
+
+
+def _distinct(names: list[str]) -> list[str]:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"each provider may appear once, got {', '.join(repeated)} twice")
+    return names
 
 
 class LLMConfig(_Section):
     """The ``llm`` section: which LLM provider to use and how to reach it."""
 
-    provider: Literal["openai", "anthropic", "local", "rules"] | None = None
+    provider: _ProviderName | None = None
     """Provider to use: ``openai``, ``anthropic``, ``local`` or ``rules`` (no LLM, rule-based
     decisions). Default none (no LLM)."""
+    fallbacks: Annotated[list[_ProviderName], AfterValidator(_distinct)] = []
+    """Providers tried in order when the one before fails, e.g. ``[anthropic, rules]``.
+    Default none."""
+    capture_content: bool = False
+    """Put prompts and answers into observability events. Default false: they may hold
+    personal data."""
     openai: ProviderConfig = ProviderConfig()
     """Settings for OpenAI."""
     anthropic: ProviderConfig = ProviderConfig()
     """Settings for Anthropic."""
     local: ProviderConfig = ProviderConfig()
     """Settings for a local, OpenAI-compatible server."""
+    rules: RulesConfig = RulesConfig()
+    """The decision table of the ``rules`` provider."""
 
 
 class OtelConfig(_Section):
