@@ -96,6 +96,7 @@ class TemporalEngine:
             id=workflow_id,
             task_queue=self.task_queue,
             execution_timeout=timedelta(seconds=spec.timeout) if spec.timeout else None,
+            memo={"graph": spec.name, "version": spec.version},
         )
         try:
             result: dict[str, Any] = await handle.result()
