@@ -41,7 +41,7 @@ class AuditedGraphWorkflow(GraphWorkflow):
     @workflow.run
     async def run(self, input: GraphInput) -> dict[str, Any]:
         await workflow.execute_activity(
-            "belugaflow.audit", input.spec["name"], start_to_close_timeout=AUDIT_TIMEOUT
+            "belugaflow.audit", workflow.info().workflow_id, start_to_close_timeout=AUDIT_TIMEOUT
         )
         return await super().run(input)
 
