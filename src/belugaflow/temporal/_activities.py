@@ -9,6 +9,7 @@ delay.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from .._runnable import call_kind
 from ..graph import Registry
 from ..graph._reducers import SubgraphUpdate
 from ..resilience import BreakerRegistry, RetryPolicy
-from ._messages import NODE_ACTIVITY, ROUTE_ACTIVITY, SUBGRAPH_TAG, NodeCall, RouteCall
+from ._messages import NODE_ACTIVITY, ROUTE_ACTIVITY, SUBGRAPH_TAG
 
 __all__ = ["GraphActivities"]
 
@@ -61,14 +62,14 @@ class GraphActivities:
             ) from None
 
     @activity.defn(name=NODE_ACTIVITY)
-    async def run_node(self, call: NodeCall) -> Any:
-        """Run one attempt of a node and return its update."""
-        where = f"graph {call.graph!r}: node {call.node!r}"
-        fn = self._resolve(call.ref, where)
-        kind = call_kind(fn, blocking=call.blocking, where=where)
-        step = StepCall(call.node, fn, kind, _ONE_ATTEMPT, None, None)
+    async def run_node(self, call: Mapping[str, Any]) -> Any:
+        """Run one attempt of a node (a :class:`~._messages.NodeCall`); return its update."""
+        where = f"graph {call['graph']!r}: node {call['node']!r}"
+        fn = self._resolve(call["ref"], where)
+        kind = call_kind(fn, blocking=call["blocking"], where=where)
+        step = StepCall(call["node"], fn, kind, _ONE_ATTEMPT, None, None)
         try:
-            update = await attempt_async(step, call.state, activity.info().attempt)
+            update = await attempt_async(step, call["state"], activity.info().attempt)
         except Exception as error:
             converted = to_application_error(error)
             if converted is error:
@@ -79,10 +80,10 @@ class GraphActivities:
         return update
 
     @activity.defn(name=ROUTE_ACTIVITY)
-    async def run_router(self, call: RouteCall) -> Any:
-        """Call a router and return the route key(s) it chose."""
-        fn = self._resolve(call.ref, f"graph {call.graph!r}: router after {call.node!r}")
-        result = fn(call.state)
+    async def run_router(self, call: Mapping[str, Any]) -> Any:
+        """Call a router (a :class:`~._messages.RouteCall`); return the route key(s) it chose."""
+        fn = self._resolve(call["ref"], f"graph {call['graph']!r}: router after {call['node']!r}")
+        result = fn(call["state"])
         if inspect.isawaitable(result):
             result = await result
         return list(result) if isinstance(result, set | frozenset | tuple) else result

@@ -92,11 +92,14 @@ class TemporalEngine:
         workflow_id = id or f"{spec.name}-{uuid.uuid4().hex}"
         handle = await self.client.start_workflow(
             GraphWorkflow.run,
-            GraphInput(spec.to_dict(), dict(input)),
+            GraphInput(spec=spec.to_dict(), state=dict(input)),
             id=workflow_id,
             task_queue=self.task_queue,
             execution_timeout=timedelta(seconds=spec.timeout) if spec.timeout else None,
             memo={"graph": spec.name, "version": spec.version},
+            # A worker in this process (same client) gets the first workflow task with the
+            # start response, skipping a round trip through the task queue; else a no-op.
+            request_eager_start=True,
         )
         try:
             result: dict[str, Any] = await handle.result()

@@ -1,9 +1,15 @@
-"""What travels between the graph workflow, its activities and the client (plain data)."""
+"""What travels between the graph workflow, its activities and the client.
+
+Messages are plain JSON objects on the wire, and plain dicts in code: the SDK decodes a
+dataclass argument through ``typing.get_type_hints`` on every call, which cost more than the
+rest of a node's round trip in the worker. The ``TypedDict``\\ s below document their keys for
+the type checker; the workflow and activities declare them as ``Mapping[str, Any]``, which the
+SDK passes through as decoded.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 __all__ = ["NODE_ACTIVITY", "ROUTE_ACTIVITY", "GraphInput", "NodeCall", "RouteCall"]
 
@@ -13,28 +19,25 @@ SUBGRAPH_TAG = "__belugaflow_subgraph__"
 """Marks a sub-graph node's result on the wire: ``{SUBGRAPH_TAG: [before, after]}``."""
 
 
-@dataclass(frozen=True, slots=True)
-class GraphInput:
+class GraphInput(TypedDict):
     """A graph run: the spec (``GraphSpec.to_dict()``) travels with it, so a run keeps the
     definition it started with even after a new version is registered."""
 
     spec: dict[str, Any]
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class NodeCall:
+class NodeCall(TypedDict):
     """One node to run: the callable's registry key and the state it reads."""
 
     graph: str
     node: str
     ref: str
     state: dict[str, Any]
-    blocking: bool = False
+    blocking: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RouteCall:
+class RouteCall(TypedDict):
     """One router to call after ``node``."""
 
     graph: str

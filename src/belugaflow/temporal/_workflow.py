@@ -10,6 +10,9 @@ which activity finished first in wall-clock time.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -21,14 +24,13 @@ with workflow.unsafe.imports_passed_through():
     from .._errors import RunError, SpecError
     from ..graph import GraphSpec
     from ..graph._plan import resolve_reducers
-    from ..graph._reducers import SubgraphUpdate
+    from ..graph._reducers import Reducer, SubgraphUpdate
     from ..graph._scheduler import Scheduler
     from ..graph._topology import Topology
     from ._messages import (
         NODE_ACTIVITY,
         ROUTE_ACTIVITY,
         SUBGRAPH_TAG,
-        GraphInput,
         NodeCall,
         RouteCall,
     )
@@ -40,12 +42,27 @@ ROUTER_RETRY = TemporalRetryPolicy(maximum_attempts=1)
 DEFAULT_NODE_TIMEOUT = timedelta(hours=1)
 
 
+@functools.lru_cache(maxsize=256)
+def _compile(spec_json: str) -> tuple[GraphSpec, Topology, dict[str, Reducer]]:
+    """A spec's topology and reducers, built once per worker for each distinct definition.
+
+    Keyed by content, not by name and version, so a changed spec that kept its version is
+    never confused with the old one. Everything returned is immutable or only read.
+    """
+    spec = GraphSpec.from_dict(json.loads(spec_json))
+    problems: list[str] = []
+    reducers = resolve_reducers(spec, None, problems)
+    if problems:
+        raise SpecError(f"graph {spec.name!r}", problems)
+    return spec, Topology.of(spec), reducers
+
+
 def _failure(error: Exception) -> ApplicationError:
     """A definition or run error fails the workflow for good (never a workflow-task retry)."""
     return ApplicationError(str(error), type=type(error).__name__, non_retryable=True)
 
 
-@workflow.defn(name="belugaflow.graph")
+@workflow.defn(name="belugaflow.graph", sandboxed=False)
 class GraphWorkflow:
     """Run a graph spec on its input state and return the final state."""
 
@@ -59,14 +76,11 @@ class GraphWorkflow:
         return {"running": list(self._running), "completed": list(self._done)}
 
     @workflow.run
-    async def run(self, input: GraphInput) -> dict[str, Any]:
+    async def run(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        """``input`` is a :class:`~belugaflow.temporal._messages.GraphInput`."""
         try:
-            spec = GraphSpec.from_dict(input.spec)
-            problems: list[str] = []
-            reducers = resolve_reducers(spec, None, problems)
-            if problems:
-                raise SpecError(f"graph {spec.name!r}", problems)
-            sched = Scheduler(Topology.of(spec), reducers, dict(input.state))
+            spec, topology, reducers = _compile(json.dumps(input["spec"], sort_keys=True))
+            sched = Scheduler(topology, reducers, dict(input["state"]))
             return await self._drive(spec, sched)
         except (SpecError, RunError) as error:
             raise _failure(error) from error
@@ -103,7 +117,9 @@ class GraphWorkflow:
         node = spec.nodes[i]
         retry = node.retry if node.retry is not None else spec.retry
         timeout = timedelta(seconds=node.timeout) if node.timeout else DEFAULT_NODE_TIMEOUT
-        call = NodeCall(spec.name, node.name, node.ref, dict(state), node.blocking)
+        call = NodeCall(
+            graph=spec.name, node=node.name, ref=node.ref, state=dict(state), blocking=node.blocking
+        )
         if node.short:
             return await workflow.execute_local_activity(
                 NODE_ACTIVITY,
@@ -124,7 +140,7 @@ class GraphWorkflow:
         router = next(r for r in spec.routers if r.source == spec.nodes[i].name)
         return await workflow.execute_local_activity(
             ROUTE_ACTIVITY,
-            RouteCall(spec.name, router.source, router.ref, dict(state)),
+            RouteCall(graph=spec.name, node=router.source, ref=router.ref, state=dict(state)),
             start_to_close_timeout=ROUTER_TIMEOUT,
             retry_policy=ROUTER_RETRY,  # a router is a pure decision: retrying cannot help
         )
