@@ -94,11 +94,13 @@ def stream(
     tool_calls: Sequence[tuple[str, Any]] = (),
     usage: tuple[int, int] | None = (10, 5),
     cut_after: int | None = None,
+    finish: bool = True,
     model: str = MODEL,
 ) -> Reply:
     """A streamed completion: one chunk per text piece, tool calls split in two deltas, then
     the finish reason, a usage chunk and ``[DONE]``. ``cut_after`` drops the connection after
-    that many text chunks."""
+    that many text chunks; ``finish=False`` ends the stream properly but without a finish
+    reason."""
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         return sse(
@@ -126,7 +128,8 @@ def stream(
         frames.append(
             chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[half:]}}]})
         )
-    frames.append(chunk({}, "tool_calls" if tool_calls else "stop"))
+    if finish:
+        frames.append(chunk({}, "tool_calls" if tool_calls else "stop"))
     if usage is not None:
         frames.append(
             sse(

@@ -219,7 +219,7 @@ class ProviderModel(ChatModel, Generic[C]):
     def _settle(self, attempt: _Attempts, answer: AIMessage | None) -> None:
         """Replace the token estimate by the real count (none used if the attempt failed)."""
         limiter = self.rate_limiter
-        if limiter is None or not attempt.reserved:
+        if limiter is None or not limiter.tokens_per_minute:
             return
         used = answer.usage.total_tokens if answer is not None and answer.usage else None
         limiter.adjust((used if used is not None else 0) - attempt.reserved)

@@ -33,6 +33,15 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "not_in": lambda value, expected: value not in expected,
 }
 _OPERATORS = (*_COMPARE, "exists")
+_SHOWN = {
+    "eq": "==",
+    "ne": "!=",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "not_in": "not in",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,9 @@ class _Condition:
             return False
 
     def __str__(self) -> str:
-        return f"{self.field} {self.op} {self.expected!r}"
+        if self.op == "exists":
+            return f"{self.field} {'is set' if self.expected else 'is not set'}"
+        return f"{self.field} {_SHOWN.get(self.op, self.op)} {self.expected!r}"
 
 
 def _lookup(context: Mapping[str, Any], path: str) -> Any:
