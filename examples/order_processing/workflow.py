@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
@@ -53,25 +54,70 @@ with workflow.unsafe.imports_passed_through():
     )
     from .db import Store
 
+if TYPE_CHECKING:
+    from belugaflow import Orchestrator
+
 __all__ = [
     "Order",
     "OrderActivities",
     "OrderProcessingWorkflow",
+    "OrderRequest",
     "OrderResult",
     "Progress",
+    "StepOptions",
     "order_worker",
 ]
 
 T = TypeVar("T")
 
 ACTIVITY_RETRY = RetryPolicy(max_attempts=5, initial_interval=0.2, max_interval=10.0)
-"""Forward steps: a transient failure is retried four times, 0.2 s, 0.4 s, … apart."""
+"""Forward steps: a transient failure is retried 0.2 s, 0.4 s, … apart, up to
+:attr:`StepOptions.max_attempts` attempts."""
 COMPENSATION_RETRY = RetryPolicy(max_attempts=0, initial_interval=0.2, max_interval=30.0)
 """Compensation never gives up (0 = unlimited): a stuck refund shows as a retrying activity."""
-STEP_TIMEOUT = timedelta(seconds=30)
-FULFILL_TIMEOUT = timedelta(minutes=10)
-FULFILL_HEARTBEAT = timedelta(seconds=10)
-"""A fulfilment that stops heartbeating for this long is retried on another worker."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepOptions:
+    """Retries and timeouts of the workflow's activities.
+
+    Workflow code must be deterministic, so it reads no config file: the options travel in its
+    input (:class:`OrderRequest`), filled by the starter from ``orchestration.workflow``
+    (:meth:`from_orchestrator`). An input without them gets these defaults.
+    """
+
+    max_attempts: int = ACTIVITY_RETRY.max_attempts
+    """Attempts of each forward step, the first included; 0 means unlimited. Default 5."""
+    step_timeout: float = 30.0
+    """Seconds one attempt of a short step (validate … payment, compensation) may take. A worker
+    that dies mid-attempt is noticed after this long, and the attempt retried elsewhere."""
+    fulfill_timeout: float = 600.0
+    """Seconds one fulfilment attempt may take. Default 10 minutes."""
+    fulfill_heartbeat: float = 10.0
+    """Seconds a fulfilment may go without a heartbeat before it is retried on another worker."""
+
+    @classmethod
+    def from_orchestrator(cls, orch: Orchestrator) -> StepOptions:
+        """The options of ``orch``'s config: ``orchestration.workflow.max_retries`` retries after
+        the first attempt; the timeouts, which the config does not set, keep their defaults."""
+        return cls(max_attempts=orch.workflow_retry.max_attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest(Order):
+    """The workflow's input: an :class:`Order` and how to run its steps.
+
+    The workflow accepts a plain ``Order`` too, whose steps take the defaults. Activities that
+    take an ``Order`` get the request and ignore ``steps``.
+    """
+
+    steps: StepOptions = StepOptions()
+
+    @classmethod
+    def of(cls, order: Order, steps: StepOptions | None = None) -> OrderRequest:
+        """``order`` with ``steps`` (default :class:`StepOptions`)."""
+        fields = {f.name: getattr(order, f.name) for f in dataclasses.fields(Order)}
+        return cls(**fields, steps=steps or StepOptions())
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +141,6 @@ class Progress:
     ``process_payment``, ``fulfill``, ``compensate`` or ``done``."""
     decision: str | None = None
     reason: str = ""
-
-
-def _options(retry: RetryPolicy = ACTIVITY_RETRY) -> dict[str, Any]:
-    return {"start_to_close_timeout": STEP_TIMEOUT, "retry_policy": retry.to_temporal()}
 
 
 async def _settled(handle: workflow.ActivityHandle[T]) -> T:
@@ -137,6 +179,7 @@ class OrderProcessingWorkflow:
         self._verdict: tuple[str, str] | None = None  # ("approve" | "reject", note)
         self._reserving = False  # a reservation may exist: release it when compensating
         self._charging = False  # a payment may exist: refund it when compensating
+        self._steps = StepOptions()
 
     @workflow.signal
     def approve(self, note: str = "") -> None:
@@ -159,7 +202,9 @@ class OrderProcessingWorkflow:
         return Progress(self._step, decision.action, decision.reason)
 
     @workflow.run
-    async def run(self, order: Order) -> OrderResult:
+    async def run(self, order: OrderRequest | Order) -> OrderResult:
+        # Tried first, OrderRequest decodes any order: a plain Order's JSON gets default steps.
+        self._steps = order.steps if isinstance(order, OrderRequest) else StepOptions()
         try:
             return await self._process(order)
         except (asyncio.CancelledError, FailureError):
@@ -169,7 +214,7 @@ class OrderProcessingWorkflow:
     async def _process(self, order: Order) -> OrderResult:
         self._step = "validate"
         amount = await workflow.execute_activity_method(
-            OrderActivities.validate, order, **_options()
+            OrderActivities.validate, order, **self._options()
         )
 
         self._step = "check_inventory"
@@ -179,7 +224,7 @@ class OrderProcessingWorkflow:
                 OrderActivities.check_inventory,
                 order,
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                **_options(),
+                **self._options(),
             )
         )
         if not in_stock:
@@ -192,7 +237,7 @@ class OrderProcessingWorkflow:
             DecisionInput(
                 order.order_id, order.product_id, order.quantity, amount, order.customer_tier
             ),
-            **_options(),
+            **self._options(),
         )
         if decision.action == "reject":
             await self._compensate(order.order_id)
@@ -224,7 +269,7 @@ class OrderProcessingWorkflow:
                     order.order_id, amount, payment_key(order.order_id, workflow.info().workflow_id)
                 ),
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                **_options(),
+                **self._options(),
             )
         )
 
@@ -232,9 +277,9 @@ class OrderProcessingWorkflow:
         fulfillment_id = await workflow.execute_activity_method(
             OrderActivities.fulfill,
             order,
-            start_to_close_timeout=FULFILL_TIMEOUT,
-            heartbeat_timeout=FULFILL_HEARTBEAT,
-            retry_policy=ACTIVITY_RETRY.to_temporal(),
+            start_to_close_timeout=timedelta(seconds=self._steps.fulfill_timeout),
+            heartbeat_timeout=timedelta(seconds=self._steps.fulfill_heartbeat),
+            retry_policy=self._forward_retry().to_temporal(),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         self._step = "done"
@@ -253,18 +298,28 @@ class OrderProcessingWorkflow:
         if self._charging:
             await _uncancellable(
                 workflow.start_activity_method(
-                    OrderActivities.refund, order_id, **_options(COMPENSATION_RETRY)
+                    OrderActivities.refund, order_id, **self._options(COMPENSATION_RETRY)
                 )
             )
             self._charging = False
         if self._reserving:
             await _uncancellable(
                 workflow.start_activity_method(
-                    OrderActivities.release, order_id, **_options(COMPENSATION_RETRY)
+                    OrderActivities.release, order_id, **self._options(COMPENSATION_RETRY)
                 )
             )
             self._reserving = False
         self._step = "done"
+
+    def _forward_retry(self) -> RetryPolicy:
+        return dataclasses.replace(ACTIVITY_RETRY, max_attempts=self._steps.max_attempts)
+
+    def _options(self, retry: RetryPolicy | None = None) -> dict[str, Any]:
+        """Options of a short step: the forward retry policy unless ``retry`` is given."""
+        return {
+            "start_to_close_timeout": timedelta(seconds=self._steps.step_timeout),
+            "retry_policy": (retry or self._forward_retry()).to_temporal(),
+        }
 
     def _result(self, order: Order, status: str, reason: str, **ids: str) -> OrderResult:
         self._step = "done"

@@ -16,6 +16,7 @@ from .resilience._breaker import BreakerOptions
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
+    from temporalio.converter import DataConverter
 
     from .config import Config
     from .temporal._client import IfExists, WorkflowSummary
@@ -57,6 +58,11 @@ class Orchestrator:
         temporal_namespace: Temporal namespace.
         metrics_prefix: Prefix of metric names.
         hooks: Event hooks attached to everything this orchestrator builds.
+        data_converter: How payloads cross Temporal, for the client this orchestrator connects
+            and so for its workers (:func:`~belugaflow.temporal.run_worker`, ``belugaflow
+            worker``). Default ``belugaflow.temporal.data_converter()``: a payload over
+            Temporal's size limit fails at once. Pass ``data_converter(blob_dir=...)`` for the
+            claim check (every client and worker needs the same one).
     """
 
     def __init__(
@@ -76,6 +82,7 @@ class Orchestrator:
         temporal_namespace: str = "default",
         metrics_prefix: str = "workflow",
         hooks: Sequence[Hook] = (),
+        data_converter: DataConverter | None = None,
     ) -> None:
         self.chain_timeout = _seconds(chain_timeout)
         self.chain_retry = RetryPolicy.from_max_retries(chain_max_retries)
@@ -95,10 +102,17 @@ class Orchestrator:
         self.breakers = BreakerRegistry()
         self.workflows: list[type] = []
         self.activities: list[Callable[..., Any]] = []
+        self._data_converter = data_converter
         self._client: Client | None = None
 
     @classmethod
-    def from_config(cls, config: Config, *, hooks: Sequence[Hook] = ()) -> Orchestrator:
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        hooks: Sequence[Hook] = (),
+        data_converter: DataConverter | None = None,
+    ) -> Orchestrator:
         """An orchestrator with the defaults of a loaded ``config.yaml``."""
         orchestration = config.orchestration
         return cls(
@@ -116,6 +130,7 @@ class Orchestrator:
             temporal_namespace=config.temporal.namespace,
             metrics_prefix=config.monitoring.metrics.prefix,
             hooks=hooks,
+            data_converter=data_converter,
         )
 
     def __repr__(self) -> str:
@@ -196,18 +211,31 @@ class Orchestrator:
         """Make Temporal activities part of this orchestrator's workers."""
         self.activities.extend(a for a in activities if a not in self.activities)
 
+    @property
+    def data_converter(self) -> DataConverter:
+        """The data converter of the client this orchestrator connects (see the constructor)."""
+        if self._data_converter is None:
+            from .temporal._payloads import data_converter
+
+            self._data_converter = data_converter()
+        return self._data_converter
+
     async def client(self) -> Client:
-        """The Temporal client, connected on first use to ``temporal_address``."""
+        """The Temporal client, connected on first use to ``temporal_address`` with
+        :attr:`data_converter`; workers built from it use the same converter."""
         if self._client is None:
             from temporalio.client import Client
 
             self._client = await Client.connect(
-                self.temporal_address, namespace=self.temporal_namespace
+                self.temporal_address,
+                namespace=self.temporal_namespace,
+                data_converter=self.data_converter,
             )
         return self._client
 
     def use_client(self, client: Client) -> None:
-        """Use an already connected client (e.g. one with a custom data converter)."""
+        """Use an already connected client, with its own data converter, instead of connecting
+        one (workers built by :func:`~belugaflow.temporal.run_worker` use it too)."""
         self._client = client
 
     async def start_workflow(

@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -23,7 +24,11 @@ from temporalio.exceptions import (
     RetryState,
     WorkflowAlreadyStartedError,
 )
+from tests.temporal.fault_app import WorkerProcess
 
+from belugaflow import Orchestrator, load_config
+from belugaflow.temporal import DevServer
+from examples.order_processing import app
 from examples.order_processing.activities import (
     Order,
     OrderActivities,
@@ -31,10 +36,13 @@ from examples.order_processing.activities import (
     payment_key,
 )
 from examples.order_processing.db import Store
+from examples.order_processing.graph import build_order_graph
 from examples.order_processing.workflow import (
     OrderProcessingWorkflow,
+    OrderRequest,
     OrderResult,
     Progress,
+    StepOptions,
     order_worker,
 )
 
@@ -283,3 +291,90 @@ async def test_same_workflow_id_starts_once(
         await handle.signal(OrderProcessingWorkflow.approve)
         done = await result(handle)
     assert done.status == "completed" and store.count("payments", "o-11") == 1
+
+
+async def test_step_options_from_the_input(
+    temporal_client: Client, store: Store, queue: str
+) -> None:
+    """The attempts of a step come from the request's ``StepOptions``: two here, not five."""
+    attempts: list[int] = []
+
+    class DownPayment(OrderActivities):
+        @activity.defn(name="order.process_payment")
+        async def process_payment(self, payment: PaymentRequest) -> str:
+            attempts.append(activity.info().attempt)
+            raise ConnectionError("payment gateway unreachable")
+
+    request = OrderRequest.of(Order("o-13", "prod-1"), StepOptions(max_attempts=2))
+    async with order_worker(temporal_client, store, task_queue=queue, activities_class=DownPayment):
+        handle = await temporal_client.start_workflow(
+            OrderProcessingWorkflow.run, request, id=f"order-o-13-{queue}", task_queue=queue
+        )
+        with pytest.raises(WorkflowFailureError) as caught:
+            await result(handle)
+    assert attempts == [1, 2]
+    assert isinstance(caught.value.cause, ActivityError)
+    assert caught.value.cause.retry_state is RetryState.MAXIMUM_ATTEMPTS_REACHED
+    assert store.count("reservations", "o-13") == 0  # compensated
+
+
+# --- the worker app: ``belugaflow worker --app examples.order_processing.app:orch`` ---
+
+
+def test_app_holds_workflow_activities_and_graph_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``create_app`` builds the orchestrator from config.yaml, with the workflow, every
+    activity and the graph's node functions; the database is ``$BELUGAFLOW_ORDERS_DB``."""
+    monkeypatch.setenv(app.DB_ENV, str(tmp_path / "data" / "orders.db"))
+    orch = app.create_app()
+    assert orch.workflow_task_queue == "beluga-workflows"  # orchestration.workflow.task_queue
+    assert orch.workflows == [OrderProcessingWorkflow]
+    names = {fn.__temporal_activity_definition.name for fn in orch.activities}  # type: ignore[attr-defined]
+    assert names == {
+        "order.validate",
+        "order.check_inventory",
+        "order.decide",
+        "order.process_payment",
+        "order.fulfill",
+        "order.refund",
+        "order.release",
+    }
+    assert len(orch.registry) >= 5  # the graph's nodes and its router
+    assert Store(tmp_path / "data" / "orders.db").in_stock("prod-1") == 10
+    # max_retries: 5 in config.yaml -> six attempts per step; timeouts keep their defaults.
+    assert StepOptions.from_orchestrator(orch) == StepOptions(max_attempts=6)
+
+
+async def test_app_worker_process_serves_the_workflow_and_the_graph(
+    temporal_server: DevServer, tmp_path: Path, queue: str
+) -> None:
+    """``belugaflow worker --app examples.order_processing.app:orch``, a real process, completes
+    an order started with ``start_order`` and the order graph run with ``engine="temporal"``."""
+    db = tmp_path / "orders.db"
+    client_side = Orchestrator.from_config(load_config(app.CONFIG))
+    client_side.temporal_address = temporal_server.address
+    client_side.workflow_task_queue = queue
+    worker = WorkerProcess(
+        "examples.order_processing.app:orch",
+        address=temporal_server.address,
+        namespace=temporal_server.namespace,
+        task_queue=queue,
+        log=tmp_path / "worker.log",
+        env={app.DB_ENV: str(db)},
+    )
+    try:
+        handle = await app.start_order(client_side, Order("w-1", "prod-1"), id=f"order-w-1-{queue}")
+        done: Any = await asyncio.wait_for(handle.result(), WAIT)
+        graph = build_order_graph(client_side, Store(db))  # same node keys as the worker's
+        state: Any = await asyncio.wait_for(
+            client_side.run(graph, {"order_id": "w-2", "product_id": "prod-2"}, engine="temporal"),
+            WAIT,
+        )
+    finally:
+        assert worker.stop() == 0, worker.output()
+    assert done.status == "completed" and done.payment_id == payment_key("w-1", handle.id)
+    assert state["status"] == "completed" and state["payment_id"].startswith("pay-")
+    store = Store(db)
+    assert store.count("payments", "w-1") == 1 and store.count("payments", "w-2") == 1
+    assert store.in_stock("prod-1") == 9 and store.in_stock("prod-2") == 2

@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 
 from belugaflow import Orchestrator
-from belugaflow.cli._output import fail
+from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._target import TargetError, load_object
 
 __all__ = ["worker"]
+
+ERROR = typer.style("error:", fg="red", bold=True)
 
 
 def worker(
@@ -62,13 +64,16 @@ def worker(
         f" (namespace {orch.temporal_namespace!r}); SIGTERM or Ctrl-C drains and stops",
         err=True,
     )
+    code = ExitCode.OK
     try:
         asyncio.run(run_worker(orch, task_queue=queue))
-    except RuntimeError as error:  # e.g. the server cannot be reached
-        fail(f"worker stopped: {error}")
-    typer.echo("worker drained and stopped", err=True)
+    except Exception as error:  # the server cannot be reached, the app's activities are invalid
+        typer.echo(f"{ERROR} worker stopped: {type(error).__name__}: {error}", err=True)
+        code = ExitCode.INVALID
+    else:
+        typer.echo("worker drained and stopped", err=True)
     sys.stderr.flush()
     sys.stdout.flush()
     # The Temporal SDK's native runtime can crash while the interpreter shuts down
-    # (sdk-python#300); everything is flushed, so leave without running finalizers.
-    os._exit(0)
+    # (sdk-python#300), so once it has started, leave without running finalizers.
+    os._exit(code)

@@ -22,7 +22,12 @@ def create_worker(
 ) -> Worker:
     """A worker for everything ``orch`` holds: its graphs' nodes and routers, and the
     workflows and activities registered with it. The task queue defaults to the
-    orchestrator's (``orchestration.workflow.task_queue``)."""
+    orchestrator's (``orchestration.workflow.task_queue``).
+
+    The worker encodes and decodes payloads with ``client``'s data converter: pass
+    ``await orch.client()`` (as :func:`run_worker` does) so that it is the orchestrator's
+    (:attr:`~belugaflow.Orchestrator.data_converter`), the one its starts and results use.
+    """
     return graph_worker(
         client,
         task_queue=task_queue or orch.workflow_task_queue,
@@ -46,7 +51,9 @@ async def run_worker(
     in-flight activities finish (up to the graceful shutdown timeout) and return.
 
     Several workers on one task queue share its work; any of them continues a run that another
-    started.
+    started. Without ``client``, the orchestrator's own (:meth:`~belugaflow.Orchestrator.client`)
+    is used, and with it the orchestrator's data converter. This is what ``belugaflow worker
+    --app MODULE:ORCH`` runs.
     """
     client = client or await orch.client()
     stop = stop or asyncio.Event()

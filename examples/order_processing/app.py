@@ -1,0 +1,112 @@
+"""The use case's worker app: everything a worker needs, in one :class:`~belugaflow.Orchestrator`.
+
+Run a worker (as many as you like, on any machine that sees the shop database)::
+
+    belugaflow server start-dev --no-ui            # in one terminal
+    belugaflow worker --app examples.order_processing.app:orch
+
+``orch`` is built from the example's ``config.yaml`` (task queue, Temporal address, retries
+and timeouts come from there) and holds :class:`~.workflow.OrderProcessingWorkflow`, its
+activities bound to the shop's SQLite :class:`~.db.Store`, and the node functions of the order
+graph (:func:`~.graph.build_order_graph`), so the worker serves the hand-written workflow and the
+graph run durably (``orch.run(graph, order, engine="temporal")``).
+
+The shop database is ``$BELUGAFLOW_ORDERS_DB``, default ``.belugaflow/orders.db`` in the
+current directory (next to the dev server's ``.belugaflow/temporal.db``). Start orders with
+:func:`start_order`, which fills the workflow's retries and timeouts from the same config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.converter import DataConverter
+
+from belugaflow import Config, Orchestrator, load_config
+
+from .activities import Decider, Order, OrderActivities
+from .db import Store
+from .graph import build_order_graph
+from .workflow import OrderProcessingWorkflow, OrderRequest, StepOptions
+
+__all__ = ["CONFIG", "DB_ENV", "DEFAULT_DB", "create_app", "db_file", "start_order"]
+
+CONFIG = Path(__file__).with_name("config.yaml")
+"""The example's configuration file."""
+DB_ENV = "BELUGAFLOW_ORDERS_DB"
+"""The environment variable that names the shop database."""
+DEFAULT_DB = Path(".belugaflow") / "orders.db"
+"""The shop database when :data:`DB_ENV` is unset, relative to the current directory."""
+
+
+def db_file() -> Path:
+    """The shop database: ``$BELUGAFLOW_ORDERS_DB``, else :data:`DEFAULT_DB`."""
+    return Path(os.environ.get(DB_ENV) or DEFAULT_DB)
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    store: Store | None = None,
+    activities_class: type[OrderActivities] = OrderActivities,
+    decide: Decider | None = None,
+    data_converter: DataConverter | None = None,
+) -> Orchestrator:
+    """The orchestrator a worker serves, with the workflow, its activities and the graph's nodes.
+
+    Args:
+        config: Default: the example's ``config.yaml`` (``${VAR}`` and ``BELUGAFLOW__...``
+            overrides from the environment applied).
+        store: Default: the database of :func:`db_file`, created (tables and seed products)
+            if missing.
+        activities_class: An :class:`~.activities.OrderActivities` subclass to change a step.
+        decide: The decision function; default :func:`~.activities.default_decide`.
+        data_converter: See :class:`~belugaflow.Orchestrator`; default: the size guard.
+    """
+    config = config if config is not None else load_config(CONFIG)
+    if store is None:
+        path = db_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = Store.create(path)
+    orch = Orchestrator.from_config(config, data_converter=data_converter)
+    orch.register_workflow(OrderProcessingWorkflow)
+    orch.register_activities(*activities_class(store, decide=decide).activities)
+    build_order_graph(orch, store)  # registers the node functions under the graph's keys
+    return orch
+
+
+async def start_order(
+    orch: Orchestrator,
+    order: Order,
+    *,
+    id: str | None = None,
+    steps: StepOptions | None = None,
+) -> WorkflowHandle[Any, Any]:
+    """Start :class:`~.workflow.OrderProcessingWorkflow` for ``order`` on ``orch``'s task queue.
+
+    The workflow id (default ``order-<order_id>``) is the idempotency key: starting it again
+    returns the running (or finished) run. ``steps`` default to ``orch``'s config
+    (:meth:`~.workflow.StepOptions.from_orchestrator`); the execution timeout is
+    ``orchestration.workflow.timeout``.
+    """
+    request = OrderRequest.of(order, steps or StepOptions.from_orchestrator(orch))
+    return await orch.start_workflow(
+        OrderProcessingWorkflow.run, request, id=id or f"order-{order.order_id}"
+    )
+
+
+_orch: Orchestrator | None = None
+
+
+def __getattr__(name: str) -> Orchestrator:
+    # ``orch`` is built on first access (PEP 562), not at import: importing this module (tests,
+    # tools, start_order in a client) opens no database.
+    global _orch
+    if name != "orch":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _orch is None:
+        _orch = create_app()
+    return _orch
