@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "belugaflow",
     "belugaflow.config",
     "belugaflow.graph",
+    "belugaflow.llms",
     "belugaflow.resilience",
     "belugaflow.temporal",
 ]

@@ -40,7 +40,7 @@ from ._messages import (
 )
 from ._model import ChatModel
 from ._observe import LLMCall, LLMHook
-from ._provider import DEFAULT_RETRY, UNSET, ProviderModel, ProviderOptions, default_breakers
+from ._provider import ProviderModel, ProviderOptions, default_breakers
 from ._ratelimit import RateLimiter
 from ._registry import new_chat_model, provider_names, register_provider
 from ._router import LLMRouter
@@ -48,8 +48,6 @@ from ._rules import Rule, RuleMatch, RulesModel
 from ._structured import StructuredModel
 
 __all__ = [
-    "DEFAULT_RETRY",
-    "UNSET",
     "AIMessage",
     "AIMessageChunk",
     "AllModelsFailedError",
