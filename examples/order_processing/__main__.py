@@ -1,18 +1,32 @@
-"""Run two orders — one in stock, one out of stock — and print every step as it happens.
+"""The use case, end to end: orders run durably on Temporal, each step printed as it happens.
 
-Usage: ``python -m examples.order_processing`` (or ``make run``) from the repository root.
+Usage: ``python -m examples.order_processing`` (or ``make run``) from the repository root;
+``--local`` runs the same flow as an in-process graph instead, with no server.
+
+Durably, it uses the Temporal server at the config's ``temporal.address`` if one answers, else
+starts the embedded dev server there (state in ``.belugaflow/temporal.db``), runs a worker in
+this process and starts three orders: one completes, one is out of stock, and one is large
+enough to wait for a reviewer — the demo plays the reviewer and sends ``approve``. The decision
+step is the example's deterministic rule (:func:`~.activities.default_decide`), not an LLM.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from belugaflow import Event, EventKind, Orchestrator, load_config
+from belugaflow.temporal import create_worker, embedded_server
 
+from .activities import Order
+from .app import create_app, start_order
 from .db import Store
 from .graph import build_order_graph
+from .workflow import OrderProcessingWorkflow, Progress
 
 CONFIG = Path(__file__).with_name("config.yaml")
 
@@ -38,7 +52,15 @@ def describe(event: Event) -> str | None:
     return None
 
 
-def main() -> int:
+DURABLE_ORDERS = [
+    Order("B-2001", "prod-1", quantity=2, customer_tier="gold"),
+    Order("B-2002", "prod-3", quantity=1),  # out of stock
+    Order("B-2003", "prod-2", quantity=3, customer_tier="gold"),  # 135 USD: waits for a reviewer
+]
+
+
+def run_local() -> int:
+    """The order flow as an in-process graph, printed node by node."""
     config = load_config(CONFIG)  # ${OPENAI_API_KEY} may be unset: this demo uses no LLM
     orch = Orchestrator.from_config(config)
     with tempfile.TemporaryDirectory(prefix="belugaflow-orders-") as folder:
@@ -56,6 +78,48 @@ def main() -> int:
             print(f"  => status: {result['status']}: {result['message']}")
             print(f"     final state: {result}\n")
     return 0
+
+
+async def follow(orch: Orchestrator, order: Order, run: str) -> None:
+    """Start ``order``'s workflow, print each step it reaches, approve it if it waits for a
+    reviewer, and print its result."""
+    handle = await start_order(orch, order, id=f"order-{order.order_id}-{run}")
+    print(f"order {order.order_id}: started workflow {handle.id}", flush=True)
+    seen = None
+    result = asyncio.ensure_future(handle.result())
+    while not result.done():
+        progress: Progress = await handle.query(OrderProcessingWorkflow.progress)
+        if progress.step != seen:
+            seen = progress.step
+            print(f"  {order.order_id}  step {seen}", flush=True)
+            if seen == "await_approval":
+                print(f"  {order.order_id}  reviewer sends approve", flush=True)
+                await handle.signal(OrderProcessingWorkflow.approve, "looks fine")
+        await asyncio.wait({result}, timeout=0.05)
+    outcome = result.result()
+    print(f"  {order.order_id}  => {outcome.status} {outcome}", flush=True)
+
+
+async def run_durable() -> int:
+    """The orders as ``OrderProcessingWorkflow`` runs on Temporal."""
+    config = load_config(CONFIG)
+    with tempfile.TemporaryDirectory(prefix="belugaflow-orders-") as folder:
+        orch = create_app(config, store=Store.create(Path(folder) / "shop.db"))
+        address = orch.temporal_address
+        async with embedded_server(address, namespace=orch.temporal_namespace) as server:
+            where = f"embedded dev server ({server.db_file})" if server else "running server"
+            print(f"Temporal at {address}: {where}", flush=True)
+            async with create_worker(await orch.client(), orch):
+                run = time.strftime("%Y%m%d-%H%M%S")  # a fresh id per demo run
+                await asyncio.gather(*(follow(orch, order, run) for order in DURABLE_ORDERS))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.order_processing")
+    parser.add_argument("--local", action="store_true", help="run in process, without Temporal")
+    args = parser.parse_args(argv)
+    return run_local() if args.local else asyncio.run(run_durable())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from belugaflow import NodeFailedError, NonRetryableError, Orchestrator
+from belugaflow.temporal import DevServer
+from belugaflow.temporal._devserver import _free_port as free_port
 from belugaflow.testing import no_backoff
 from examples.order_processing import OrderNodes, Store, build_order_graph
 from examples.order_processing.nodes import State, Update
@@ -106,19 +108,47 @@ def test_invalid_order_fails_at_once(store: Store, order: dict[str, Any], proble
     assert store.count("reservations", "o-4") == 0
 
 
-def test_main_runs_both_orders() -> None:
-    """``python -m examples.order_processing`` exits 0 without an OpenAI key and completes."""
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+def run_demo(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """``python -m examples.order_processing ARGS`` from ``cwd``, without an OpenAI key; its
+    stdout (it must exit 0)."""
+    environ = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    environ |= {"PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "examples.order_processing"],
-        cwd=ROOT,
-        env=env,
+        [sys.executable, "-m", "examples.order_processing", *args],
+        cwd=cwd,
+        env=environ,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "status: completed" in proc.stdout
-    assert "status: out_of_stock" in proc.stdout
-    assert "skipped    process_payment" in proc.stdout
+    return proc.stdout
+
+
+def test_demo_runs_both_orders_locally() -> None:
+    """``--local``: the graph in process, both routes printed node by node."""
+    out = run_demo("--local", cwd=ROOT)
+    assert "status: completed" in out
+    assert "status: out_of_stock" in out
+    assert "skipped    process_payment" in out
+
+
+def test_demo_starts_the_embedded_server_where_none_answers(tmp_path: Path) -> None:
+    """``make run``: no server at the configured address, so the demo starts the embedded one
+    (state under ``.belugaflow/``) and runs the three orders durably, approving the large one."""
+    address = f"127.0.0.1:{free_port()}"
+    out = run_demo(cwd=tmp_path, env={"BELUGAFLOW__TEMPORAL__ADDRESS": address})
+    assert f"Temporal at {address}: embedded dev server" in out
+    assert (tmp_path / ".belugaflow" / "temporal.db").is_file()
+    assert "B-2001  => completed" in out
+    assert "B-2002  => out_of_stock" in out
+    assert "B-2003  reviewer sends approve" in out
+    assert "B-2003  => completed" in out
+
+
+def test_demo_uses_a_server_that_answers(tmp_path: Path, temporal_server: DevServer) -> None:
+    out = run_demo(cwd=tmp_path, env={"BELUGAFLOW__TEMPORAL__ADDRESS": temporal_server.address})
+    assert f"Temporal at {temporal_server.address}: running server" in out
+    assert "B-2001  => completed" in out
+    assert not (tmp_path / ".belugaflow" / "temporal.db").exists()

