@@ -49,12 +49,12 @@ from ._payloads import (
 from ._worker import create_worker, run_worker
 
 __all__ = [
-    "DEFAULT_DB_FILE",
     "BlobCorruptError",
     "BlobMissingError",
     "BlobStore",
     "ClaimCheckCodec",
     "ClaimCheckError",
+    "DEFAULT_DB_FILE",
     "DevServer",
     "DevServerError",
     "Durability",
