@@ -33,6 +33,7 @@ from ._messages import (
 )
 from ._model import ChatRequest
 from ._provider import ProviderModel, ProviderOptions
+from ._transport import transport_error
 
 try:
     import openai
@@ -256,7 +257,8 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
             return self._fail(ProviderResponseError, f"unreadable answer: {error}")
         if isinstance(error, openai.APIError):  # an error event inside a stream
             return self._fail(ProviderUnavailableError, error.message)
-        return self._fail(ProviderError, f"{type(error).__name__}: {error}")
+        transport = transport_error(error, provider=self.provider, model=self.model)
+        return transport or self._fail(ProviderError, f"{type(error).__name__}: {error}")
 
 
 def _collect(chunk: ChatCompletionChunk, calls: dict[int, dict[str, str]]) -> Iterable[str]:
