@@ -177,6 +177,14 @@ async def test_bad_arguments_are_rejected_before_any_request(
     assert openai_server.requests == []
 
 
+async def test_models_and_fallbacks_must_be_models(rules: RulesModel) -> None:
+    """A model name or a number where a model belongs is a TypeError, said plainly."""
+    with pytest.raises(TypeError, match="model must be a ChatModel, got 'gpt-4'"):
+        await adecide("gpt-4", ORDER, CHOICES)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fallback must be a ChatModel, a choice or None"):
+        await adecide(rules, ORDER, CHOICES, fallback=3)  # type: ignore[arg-type]
+
+
 def test_decisions_round_trip_through_plain_data(rules: RulesModel) -> None:
     """to_dict() is JSON-ready and from_dict() rebuilds the same decision (sync decide)."""
     decision = decide(rules, {"amount": 5000}, CHOICES)

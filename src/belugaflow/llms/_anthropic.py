@@ -161,11 +161,12 @@ class AnthropicChatModel(ProviderModel[anthropic.AsyncAnthropic]):
     async def _send(self, client: anthropic.AsyncAnthropic, request: ChatRequest) -> AIMessage:
         try:
             message = await client.messages.create(**self._params(request))
-            return self._answer(message)
-        except (ProviderError, InvalidOutputError):
-            raise
         except Exception as error:
             raise self._error(error) from error
+        try:
+            return self._answer(message)
+        except (AttributeError, TypeError, IndexError) as error:  # valid JSON, wrong shape
+            raise self._fail(ProviderResponseError, f"unexpected answer: {error}") from error
 
     async def _send_stream(
         self, client: anthropic.AsyncAnthropic, request: ChatRequest

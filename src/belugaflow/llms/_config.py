@@ -6,8 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from belugaflow._errors import ConfigError
-from belugaflow.config import Config, LLMConfig
-from belugaflow.config._models import ProviderConfig
+from belugaflow.config import Config, LLMConfig, ProviderConfig
 from belugaflow.resilience import BreakerRegistry
 
 from ._errors import ProviderRequestError

@@ -25,6 +25,8 @@ _SYSTEM = (
     ' "confidence": <a number from 0 to 1>}'
 )
 
+DEFAULT_INSTRUCTIONS = "Make the decision the context calls for."
+
 FALLBACK_PROVIDER = "fallback"
 """``Decision.provider`` when the fixed fallback choice decided."""
 
@@ -68,7 +70,7 @@ async def adecide(
     context: Mapping[str, Any] | str,
     choices: Sequence[str],
     *,
-    instructions: str = "Make the decision the context calls for.",
+    instructions: str = DEFAULT_INSTRUCTIONS,
     fallback: ChatModel | str | None = None,
 ) -> Decision:
     """Ask ``model`` to pick one of ``choices`` for ``context``; never return an invalid choice.
@@ -96,7 +98,15 @@ async def adecide(
         DecisionError: No decider gave a valid choice and ``fallback`` is None; it lists why.
         ValueError: ``choices`` is empty or repeats itself, ``fallback`` is a string that is
             not a choice, or ``context`` is not JSON-serializable.
+        TypeError: ``model`` is not a :class:`ChatModel`, or ``fallback`` is neither a model
+            nor a string.
     """
+    if not isinstance(model, ChatModel):
+        raise TypeError(f"decide(): model must be a ChatModel, got {model!r}")
+    if fallback is not None and not isinstance(fallback, ChatModel | str):
+        raise TypeError(
+            f"decide(): fallback must be a ChatModel, a choice or None, got {fallback!r}"
+        )
     allowed = _check_choices(choices)
     if isinstance(fallback, str) and fallback not in allowed:
         raise ValueError(f"decide(): fallback choice {fallback!r} is not one of {list(allowed)}")
@@ -131,7 +141,7 @@ def decide(
     context: Mapping[str, Any] | str,
     choices: Sequence[str],
     *,
-    instructions: str = "Make the decision the context calls for.",
+    instructions: str = DEFAULT_INSTRUCTIONS,
     fallback: ChatModel | str | None = None,
 ) -> Decision:
     """Sync :func:`adecide`. Not for use inside a running event loop."""

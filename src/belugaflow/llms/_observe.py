@@ -39,7 +39,8 @@ class LLMCall:
     streaming: bool
     """Whether the answer was streamed."""
     duration: float
-    """Seconds from the first attempt's start to the answer or the final error."""
+    """Seconds from the first attempt's start to the answer or the final error (the value of
+    the ``gen_ai.client.operation.duration`` metric)."""
     attempts: int
     """Attempts made (1 when the first one succeeded)."""
     input_tokens: int | None
@@ -72,7 +73,6 @@ class LLMCall:
             "gen_ai.system": self.provider,
             "gen_ai.provider.name": self.provider,
             "gen_ai.request.model": self.model,
-            "gen_ai.client.operation.duration": self.duration,
         }
         if self.response_model:
             attrs["gen_ai.response.model"] = self.response_model

@@ -143,11 +143,12 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
             completion: ChatCompletion = await client.chat.completions.create(
                 **self._params(request)
             )
-            return self._answer(completion)
-        except (ProviderError, InvalidOutputError):
-            raise
         except Exception as error:
             raise self._error(error) from error
+        try:
+            return self._answer(completion)
+        except (AttributeError, TypeError, IndexError) as error:  # valid JSON, wrong shape
+            raise self._fail(ProviderResponseError, f"unexpected answer: {error}") from error
 
     async def _send_stream(
         self, client: openai.AsyncOpenAI, request: ChatRequest

@@ -163,9 +163,10 @@ class ProviderModel(ChatModel, Generic[C]):
             retry, non_retryable=(*retry.non_retryable, CircuitOpenError)
         )
         self._observer = Observer(provider, model, hooks, capture_content)
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, C] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Clients are bound to the loop that made them: one (client, guard) per loop.
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[C, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
 
     # -- what a provider implements ------------------------------------------------------------
 
@@ -192,17 +193,36 @@ class ProviderModel(ChatModel, Generic[C]):
 
     # -- clients -------------------------------------------------------------------------------
 
-    def _client(self) -> C:
+    async def _client(self) -> C:
+        """The running loop's SDK client, made on first use.
+
+        Each client comes with a guard: an async generator parked on the loop, which the loop
+        closes when it shuts down (``asyncio.run`` does that), and whose ``finally`` closes the
+        client. So a model used from many short-lived loops leaves no connection behind.
+        """
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._new_client()
+        entry = self._clients.get(loop)
+        if entry is not None:
+            return entry[0]
+        client = self._new_client()
+        guard = self._guard(loop, client)
+        self._clients[loop] = (client, guard)
+        await anext(guard)  # now the loop knows it, and will close it at shutdown
         return client
 
-    async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
+    async def _guard(
+        self, loop: asyncio.AbstractEventLoop, client: C
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            self._clients.pop(loop, None)
             await self._close_client(client)
+
+    async def aclose(self) -> None:
+        entry = self._clients.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry[1].aclose()
 
     # -- one attempt ---------------------------------------------------------------------------
 
@@ -237,7 +257,7 @@ class ProviderModel(ChatModel, Generic[C]):
         await self._admit(attempt)
         answer = None
         try:
-            answer = await self._send(self._client(), attempt.request)
+            answer = await self._send(await self._client(), attempt.request)
         finally:
             self._settle(attempt, answer)
         return answer
@@ -247,7 +267,7 @@ class ProviderModel(ChatModel, Generic[C]):
     ) -> tuple[AIMessageChunk, AsyncGenerator[AIMessageChunk, None]]:
         """Open the stream and read its first chunk: failures up to here are retried."""
         await self._admit(attempt)
-        stream = self._send_stream(self._client(), attempt.request)
+        stream = self._send_stream(await self._client(), attempt.request)
         try:
             first = await anext(stream)
         except StopAsyncIteration:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._decide import Decision, _check_choices, adecide
+from ._decide import DEFAULT_INSTRUCTIONS, Decision, _check_choices, adecide
 from ._model import ChatModel
 
 __all__ = ["LLMRouter"]
@@ -98,7 +98,7 @@ class LLMRouter(functools.partial[Awaitable[str]]):
         model: ChatModel,
         *,
         choices: Sequence[str],
-        instructions: str = "Make the decision the context calls for.",
+        instructions: str = DEFAULT_INSTRUCTIONS,
         context: Sequence[str] | ContextFn | None = None,
         fallback: ChatModel | str | None = None,
         routes: Mapping[str, str] | None = None,
