@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any, Unpack, cast
 
 from belugaflow.config import Secret
 
 from ._errors import (
-    InvalidOutputError,
     ProviderConnectionError,
     ProviderError,
     ProviderResponseError,
@@ -29,7 +26,7 @@ from ._messages import (
     Usage,
 )
 from ._model import ChatRequest
-from ._provider import ProviderModel, ProviderOptions
+from ._provider import ProviderModel, ProviderOptions, api_key_for
 from ._transport import transport_error
 
 try:
@@ -55,7 +52,6 @@ DEFAULT_MODEL = "claude-haiku-4-5"
 DEFAULT_MAX_TOKENS = 1024
 """Anthropic requires a limit on every call; this one suits decisions and short answers."""
 
-_NO_KEY = "not-needed"
 
 # The HTTP status that matches an error type, for errors sent inside a 200 stream.
 _STATUS_OF_TYPE = {
@@ -99,16 +95,9 @@ class AnthropicChatModel(ProviderModel[anthropic.AsyncAnthropic]):
         **options: Unpack[ProviderOptions],
     ) -> None:
         options.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        key = api_key_for("anthropic", api_key, base_url=base_url, env_var="ANTHROPIC_API_KEY")
         super().__init__(provider="anthropic", model=model, base_url=base_url, **options)
-        key = api_key.get_secret_value() if isinstance(api_key, Secret) else api_key
-        if key is None and base_url is None:
-            key = os.environ.get("ANTHROPIC_API_KEY")
-            if not key:
-                raise ValueError(
-                    "anthropic: no API key; pass api_key=, set llm.anthropic.api_key, or set"
-                    " the ANTHROPIC_API_KEY environment variable"
-                )
-        self._api_key = Secret(key or _NO_KEY)
+        self._api_key = key
         self.json_schema = json_schema
 
     # -- client --------------------------------------------------------------------------------
@@ -198,8 +187,6 @@ class AnthropicChatModel(ProviderModel[anthropic.AsyncAnthropic]):
                         stop_reason = event.delta.stop_reason or stop_reason
                         output_tokens = event.usage.output_tokens
                         input_tokens = event.usage.input_tokens or input_tokens
-        except (ProviderError, InvalidOutputError):
-            raise
         except Exception as error:
             raise self._error(error) from error
         calls = tuple(
@@ -215,24 +202,6 @@ class AnthropicChatModel(ProviderModel[anthropic.AsyncAnthropic]):
         )
 
     # -- answers -------------------------------------------------------------------------------
-
-    def _chunk(
-        self,
-        text: str,
-        *,
-        model: str,
-        tool_calls: tuple[ToolCall, ...] = (),
-        usage: Usage | None = None,
-        finish_reason: str | None = None,
-    ) -> AIMessageChunk:
-        return AIMessageChunk(
-            text,
-            tool_calls=tool_calls,
-            usage=usage,
-            model=model,
-            provider=self.provider,
-            finish_reason=finish_reason,
-        )
 
     def _answer(self, message: AnthropicMessage) -> AIMessage:
         if not isinstance(message, AnthropicMessage):
@@ -252,18 +221,6 @@ class AnthropicChatModel(ProviderModel[anthropic.AsyncAnthropic]):
             provider=self.provider,
             finish_reason=message.stop_reason,
         )
-
-    def _tool_call(self, id: str, name: str, arguments: str) -> ToolCall:
-        try:
-            decoded = json.loads(arguments or "{}")
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, dict):
-            raise InvalidOutputError(
-                f"{self.label}: the input of the call to tool {name!r} is not a JSON object",
-                output=arguments,
-            )
-        return ToolCall(id, name, decoded)
 
     def _error(self, error: Exception) -> ProviderError:
         """Map an SDK (or decoding) error to ours, keeping the provider's message."""

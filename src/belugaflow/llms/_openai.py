@@ -6,14 +6,12 @@ Also any OpenAI-compatible server (Ollama, vLLM, LM Studio...) through ``base_ur
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any, Unpack, cast
 
 from belugaflow.config import Secret
 
 from ._errors import (
-    InvalidOutputError,
     ProviderConnectionError,
     ProviderError,
     ProviderResponseError,
@@ -27,12 +25,11 @@ from ._messages import (
     HumanMessage,
     Message,
     SystemMessage,
-    ToolCall,
     ToolMessage,
     Usage,
 )
 from ._model import ChatRequest
-from ._provider import ProviderModel, ProviderOptions
+from ._provider import ProviderModel, ProviderOptions, api_key_for
 from ._transport import transport_error
 
 try:
@@ -53,9 +50,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["DEFAULT_MODEL", "OpenAIChatModel", "create"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
-
-# OpenAI-compatible servers ignore the key but the SDK insists on one.
-_NO_KEY = "not-needed"
 
 
 class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
@@ -85,16 +79,9 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
         json_schema: bool = True,
         **options: Unpack[ProviderOptions],
     ) -> None:
+        key = api_key_for("openai", api_key, base_url=base_url, env_var="OPENAI_API_KEY")
         super().__init__(provider="openai", model=model, base_url=base_url, **options)
-        key = api_key.get_secret_value() if isinstance(api_key, Secret) else api_key
-        if key is None and base_url is None:
-            key = os.environ.get("OPENAI_API_KEY")
-            if not key:
-                raise ValueError(
-                    "openai: no API key; pass api_key=, set llm.openai.api_key, or set the"
-                    " OPENAI_API_KEY environment variable"
-                )
-        self._api_key = Secret(key or _NO_KEY)
+        self._api_key = key
         self.json_schema = json_schema
 
     # -- client --------------------------------------------------------------------------------
@@ -173,8 +160,6 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
                         yield self._chunk(text, model=model)
                     for choice in chunk.choices:
                         finish_reason = choice.finish_reason or finish_reason
-        except (ProviderError, InvalidOutputError):
-            raise
         except Exception as error:
             raise self._error(error) from error
         tool_calls = tuple(
@@ -186,24 +171,6 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
         )
 
     # -- answers -------------------------------------------------------------------------------
-
-    def _chunk(
-        self,
-        text: str,
-        *,
-        model: str,
-        tool_calls: tuple[ToolCall, ...] = (),
-        usage: Usage | None = None,
-        finish_reason: str | None = None,
-    ) -> AIMessageChunk:
-        return AIMessageChunk(
-            text,
-            tool_calls=tool_calls,
-            usage=usage,
-            model=model,
-            provider=self.provider,
-            finish_reason=finish_reason,
-        )
 
     def _answer(self, completion: ChatCompletion) -> AIMessage:
         if not isinstance(completion, ChatCompletion) or not completion.choices:
@@ -224,18 +191,6 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
             provider=self.provider,
             finish_reason=choice.finish_reason,
         )
-
-    def _tool_call(self, id: str, name: str, arguments: str) -> ToolCall:
-        try:
-            decoded = json.loads(arguments or "{}")
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, dict):
-            raise InvalidOutputError(
-                f"{self.label}: the arguments of the call to tool {name!r} are not a JSON object",
-                output=arguments,
-            )
-        return ToolCall(id, name, decoded)
 
     def _error(self, error: Exception) -> ProviderError:
         """Map an SDK (or decoding) error to ours, keeping the provider's message."""

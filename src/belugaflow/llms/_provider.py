@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import enum
 import json
+import os
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -23,10 +24,16 @@ from urllib.parse import urlsplit
 from belugaflow._errors import CircuitOpenError, NodeFailedError
 from belugaflow._execute import StepCall, call_async
 from belugaflow._runnable import CallKind
+from belugaflow.config import Secret
 from belugaflow.resilience import BreakerOptions, BreakerRegistry, CircuitBreaker, RetryPolicy
 
-from ._errors import ProviderError, ProviderRequestError, ProviderResponseError
-from ._messages import AIMessage, AIMessageChunk
+from ._errors import (
+    InvalidOutputError,
+    ProviderError,
+    ProviderRequestError,
+    ProviderResponseError,
+)
+from ._messages import AIMessage, AIMessageChunk, ToolCall, Usage
 from ._model import ChatModel, ChatRequest
 from ._observe import LLMHook, Observer
 from ._ratelimit import RateLimiter
@@ -37,6 +44,7 @@ __all__ = [
     "ProviderModel",
     "ProviderOptions",
     "Unset",
+    "api_key_for",
     "default_breakers",
 ]
 
@@ -191,6 +199,42 @@ class ProviderModel(ChatModel, Generic[C]):
         """An error of ``kind`` about this model."""
         return kind(message, provider=self.provider, model=self.model)
 
+    def _chunk(
+        self,
+        text: str,
+        *,
+        model: str,
+        tool_calls: tuple[ToolCall, ...] = (),
+        usage: Usage | None = None,
+        finish_reason: str | None = None,
+    ) -> AIMessageChunk:
+        """A stream chunk from this provider."""
+        return AIMessageChunk(
+            text,
+            tool_calls=tool_calls,
+            usage=usage,
+            model=model,
+            provider=self.provider,
+            finish_reason=finish_reason,
+        )
+
+    def _tool_call(self, id: str, name: str, arguments: str) -> ToolCall:
+        """A tool call whose arguments came as JSON text.
+
+        Raises:
+            InvalidOutputError: The arguments are not a JSON object.
+        """
+        try:
+            decoded = json.loads(arguments or "{}")
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise InvalidOutputError(
+                f"{self.label}: the arguments of the call to tool {name!r} are not a JSON object",
+                output=arguments,
+            )
+        return ToolCall(id, name, decoded)
+
     # -- clients -------------------------------------------------------------------------------
 
     async def _client(self) -> C:
@@ -293,44 +337,42 @@ class ProviderModel(ChatModel, Generic[C]):
 
     # -- calls ---------------------------------------------------------------------------------
 
+    def _record(
+        self,
+        attempt: _Attempts,
+        started: float,
+        *,
+        streaming: bool,
+        answer: AIMessage | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self._observer.record(
+            messages=attempt.request.messages,
+            started=started,
+            attempts=attempt.count,
+            streaming=streaming,
+            answer=answer,
+            error=error,
+        )
+
     async def _generate(self, request: ChatRequest) -> AIMessage:
         attempt = _Attempts(request)
         started = time.perf_counter()
-        record = self._observer.record
         try:
             answer = await self._retrying(self._attempt, attempt)
         except Exception as error:
-            record(
-                messages=request.messages,
-                started=started,
-                attempts=attempt.count,
-                streaming=False,
-                error=error,
-            )
+            self._record(attempt, started, streaming=False, error=error)
             raise
-        record(
-            messages=request.messages,
-            started=started,
-            attempts=attempt.count,
-            streaming=False,
-            answer=answer,
-        )
+        self._record(attempt, started, streaming=False, answer=answer)
         return answer
 
     async def _stream(self, request: ChatRequest) -> AsyncGenerator[AIMessageChunk, None]:
         attempt = _Attempts(request)
         started = time.perf_counter()
-        record = self._observer.record
         try:
             total, rest = await self._retrying(self._attempt_stream, attempt)
         except Exception as error:
-            record(
-                messages=request.messages,
-                started=started,
-                attempts=attempt.count,
-                streaming=True,
-                error=error,
-            )
+            self._record(attempt, started, streaming=True, error=error)
             raise
         answer = None
         try:
@@ -344,24 +386,32 @@ class ProviderModel(ChatModel, Generic[C]):
                 )
             answer = total.to_message()
         except Exception as error:
-            record(
-                messages=request.messages,
-                started=started,
-                attempts=attempt.count,
-                streaming=True,
-                error=error,
-            )
+            self._record(attempt, started, streaming=True, error=error)
             raise
         finally:
             self._settle(attempt, answer)
             await rest.aclose()
-        record(
-            messages=request.messages,
-            started=started,
-            attempts=attempt.count,
-            streaming=True,
-            answer=answer,
-        )
+        self._record(attempt, started, streaming=True, answer=answer)
+
+
+def api_key_for(
+    provider: str, api_key: str | Secret | None, *, base_url: str | None, env_var: str
+) -> Secret:
+    """The key to send: the one given, else ``env_var``'s. A server at ``base_url`` may need
+    none (OpenAI-compatible servers ignore it), but the SDKs insist on some string.
+
+    Raises:
+        ValueError: No key anywhere, and no ``base_url``.
+    """
+    key = api_key.get_secret_value() if isinstance(api_key, Secret) else api_key
+    if key is None and base_url is None:
+        key = os.environ.get(env_var)
+        if not key:
+            raise ValueError(
+                f"{provider}: no API key; pass api_key=, set llm.{provider}.api_key, or set the"
+                f" {env_var} environment variable"
+            )
+    return Secret(key or "not-needed")
 
 
 def _breaker_name(provider: str, base_url: str | None) -> str:
