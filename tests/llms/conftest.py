@@ -43,9 +43,9 @@ def openai_server() -> Iterator[FakeServer]:
 async def openai_model(
     openai_server: FakeServer, breakers: BreakerRegistry
 ) -> AsyncIterator[OpenAIChatModel]:
-    """An openai model of the fake server: 3 attempts, 2 s timeout, its own breaker."""
+    """An openai model of the fake server: 3 attempts, its own breaker."""
     model = OpenAIChatModel(
-        model="gpt-test", base_url=f"{openai_server.url}/v1", breakers=breakers, timeout=2
+        model="gpt-test", base_url=f"{openai_server.url}/v1", breakers=breakers, timeout=10
     )
     yield model
     await model.aclose()

@@ -40,7 +40,7 @@ from belugaflow.testing import FakeClock
 
 def model_of(server: FakeServer, **options: object) -> OpenAIChatModel:
     """An openai model of ``server`` without a breaker, unless options say otherwise."""
-    settings: dict[str, object] = {"breaker": None, "timeout": 2}
+    settings: dict[str, object] = {"breaker": None, "timeout": 10}
     settings.update(options)
     return OpenAIChatModel(model="gpt-test", base_url=f"{server.url}/v1", **settings)  # type: ignore[arg-type]
 
