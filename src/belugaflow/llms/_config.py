@@ -12,7 +12,7 @@ from belugaflow.resilience import BreakerRegistry
 from ._errors import ProviderRequestError
 from ._model import ChatModel
 from ._observe import LLMHook
-from ._provider import DEFAULT_RETRY, _breaker_name, default_breakers
+from ._provider import DEFAULT_RETRY, breaker_name, default_breakers
 from ._ratelimit import RateLimiter
 from ._registry import new_chat_model
 
@@ -95,7 +95,7 @@ def _provider_options(
         options["breaker"] = None
     else:
         options["breaker"] = breakers.get_or_create(
-            _breaker_name(name, section.base_url),
+            breaker_name(name, section.base_url),
             failure_threshold=section.breaker.failure_threshold,
             recovery_timeout=section.breaker.recovery_timeout,
             excluded=(ProviderRequestError,),

@@ -45,6 +45,7 @@ __all__ = [
     "ProviderOptions",
     "Unset",
     "api_key_for",
+    "breaker_name",
     "default_breakers",
 ]
 
@@ -163,7 +164,7 @@ class ProviderModel(ChatModel, Generic[C]):
         self.rate_limiter = rate_limiter
         if breaker is UNSET:
             breaker = (breakers or default_breakers).get_or_create(
-                _breaker_name(provider, base_url), **_BREAKER_DEFAULTS
+                breaker_name(provider, base_url), **_BREAKER_DEFAULTS
             )
         self.breaker = breaker
         # An open breaker must hand over to a fallback now, not sleep until it half-opens.
@@ -414,7 +415,7 @@ def api_key_for(
     return Secret(key or "not-needed")
 
 
-def _breaker_name(provider: str, base_url: str | None) -> str:
+def breaker_name(provider: str, base_url: str | None) -> str:
     """``llm.openai``, or ``llm.openai@host:port`` for another endpoint of the same API."""
     if not base_url:
         return f"llm.{provider}"
