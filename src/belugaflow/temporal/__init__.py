@@ -34,7 +34,7 @@ from ._devserver import (
     find_temporal_cli,
     find_test_server,
 )
-from ._embedded import DEFAULT_DB_FILE, embedded_server
+from ._embedded import embedded_server
 from ._engine import TemporalEngine, graph_worker
 from ._payloads import (
     BlobCorruptError,
@@ -54,7 +54,6 @@ __all__ = [
     "BlobStore",
     "ClaimCheckCodec",
     "ClaimCheckError",
-    "DEFAULT_DB_FILE",
     "DevServer",
     "DevServerError",
     "Durability",
