@@ -7,13 +7,16 @@ Durably, it uses the Temporal server at the config's ``temporal.address`` if one
 starts the embedded dev server there (state in ``.belugaflow/temporal.db``), runs a worker in
 this process and starts three orders: one completes, one is out of stock, and one is large
 enough to wait for a reviewer — the demo plays the reviewer and sends ``approve``. The decision
-step is the example's deterministic rule (:func:`~.activities.default_decide`), not an LLM.
+step is the example's deterministic rule (:func:`~.activities.default_decide`), not an LLM,
+unless the config's LLM provider has its API key (``OPENAI_API_KEY``); each decision line says
+who decided.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +25,10 @@ from typing import Any
 from belugaflow import Event, EventKind, Orchestrator, load_config
 from belugaflow.temporal import create_worker, embedded_server
 
-from .activities import Order
+from .activities import Decider, Decision, DecisionInput, Order
 from .app import create_app, start_order
 from .db import Store
+from .decision import decider_from_config
 from .graph import build_order_graph
 from .workflow import OrderProcessingWorkflow, Progress
 
@@ -100,11 +104,26 @@ async def follow(orch: Orchestrator, order: Order, run: str) -> None:
     print(f"  {order.order_id}  => {outcome.status} {outcome}", flush=True)
 
 
+def announced(decider: Decider) -> Decider:
+    """``decider``, printing who decided each order (the worker runs in this process)."""
+
+    async def decide(order: DecisionInput) -> Decision:
+        result = decider(order)
+        decision: Decision = await result if inspect.isawaitable(result) else result
+        by = f"{decision.provider}:{decision.model}"
+        by += " (fallback)" if decision.fallback_used else ""
+        print(f"  {order.order_id}  decided {decision.action} by {by}", flush=True)
+        return decision
+
+    return decide
+
+
 async def run_durable() -> int:
     """The orders as ``OrderProcessingWorkflow`` runs on Temporal."""
     config = load_config(CONFIG)
     with tempfile.TemporaryDirectory(prefix="belugaflow-orders-") as folder:
-        orch = create_app(config, store=Store.create(Path(folder) / "shop.db"))
+        store = Store.create(Path(folder) / "shop.db")
+        orch = create_app(config, store=store, decide=announced(decider_from_config(config)))
         address = orch.temporal_address
         async with embedded_server(address, namespace=orch.temporal_namespace) as server:
             where = f"embedded dev server ({server.db_file})" if server else "running server"

@@ -82,10 +82,23 @@ class DecisionInput:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """``action`` is one of :data:`ACTIONS`; ``reason`` says why, for people."""
+    """``action`` is one of :data:`ACTIONS`; ``reason`` says why, for people; the rest says who
+    decided. Every field after ``action`` has a default, so results recorded before a field
+    existed still decode when old histories replay."""
 
     action: str
     reason: str = ""
+    provider: str = ""
+    """Who decided: ``"openai"``, ``"anthropic"``, ``"rules"`` (a decision table or
+    :func:`default_decide`); empty when the decision function does not say."""
+    model: str = ""
+    """The model or rule set that decided, e.g. ``"gpt-4o-mini"``, ``"default_decide"``."""
+    fallback_used: bool = False
+    """True when the first decider gave no valid decision (in time) and a fallback decided."""
+    confidence: float | None = None
+    """The decider's confidence, 0 to 1, when it gave one."""
+    problems: tuple[str, ...] = ()
+    """Why each decider before the one that decided was passed over, in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,21 +111,26 @@ class PaymentRequest:
 
 
 Decider = Callable[[DecisionInput], Decision | Awaitable[Decision]]
-"""The decision seam: a rule today, an LLM provider later. Sync or async."""
+"""The decision seam, sync or async: :func:`default_decide`, or an LLM through
+:class:`~.decision.LLMDecider` (see :func:`~.decision.decider_from_config`)."""
 
 
 def default_decide(order: DecisionInput) -> Decision:
     """A deterministic rule: new customers and orders of :data:`AUTO_APPROVE_LIMIT` cents or
     more go to manual review; everything else is approved."""
     if order.customer_tier == "new":
-        return Decision("manual_review", "first order of a new customer")
+        return _ruled("manual_review", "first order of a new customer")
     if order.amount >= AUTO_APPROVE_LIMIT:
-        return Decision(
+        return _ruled(
             "manual_review",
             f"order value {order.amount} cents is at or above the auto-approval limit"
             f" of {AUTO_APPROVE_LIMIT} cents",
         )
-    return Decision("approve", f"order value {order.amount} cents is below the limit")
+    return _ruled("approve", f"order value {order.amount} cents is below the limit")
+
+
+def _ruled(action: str, reason: str) -> Decision:
+    return Decision(action, reason, provider="rules", model="default_decide", confidence=1.0)
 
 
 def payment_key(order_id: str, workflow_id: str) -> str:

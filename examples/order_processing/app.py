@@ -9,7 +9,10 @@ Run a worker (as many as you like, on any machine that sees the shop database)::
 and timeouts come from there) and holds :class:`~.workflow.OrderProcessingWorkflow`, its
 activities bound to the shop's SQLite :class:`~.db.Store`, and the node functions of the order
 graph (:func:`~.graph.build_order_graph`), so the worker serves the hand-written workflow and the
-graph run durably (``orch.run(graph, order, engine="temporal")``).
+graph run durably (``orch.run(graph, order, engine="temporal")``). Orders are decided by the
+LLM that ``llm.provider`` names when its API key is set (``OPENAI_API_KEY`` for the example's
+config), with the deterministic rule as fallback; else by the rule alone
+(:func:`~.decision.decider_from_config`).
 
 The shop database is ``$BELUGAFLOW_ORDERS_DB``, default ``.belugaflow/orders.db`` in the
 current directory (next to the dev server's ``.belugaflow/temporal.db``). Start orders with
@@ -29,6 +32,7 @@ from belugaflow import Config, Orchestrator, load_config
 
 from .activities import Decider, Order, OrderActivities
 from .db import Store
+from .decision import decider_from_config
 from .graph import build_order_graph
 from .workflow import OrderProcessingWorkflow, OrderRequest, StepOptions
 
@@ -63,7 +67,8 @@ def create_app(
         store: Default: the database of :func:`db_file`, created (tables and seed products)
             if missing.
         activities_class: An :class:`~.activities.OrderActivities` subclass to change a step.
-        decide: The decision function; default :func:`~.activities.default_decide`.
+        decide: The decision function; default: the one ``config``'s ``llm:`` section asks
+            for (:func:`~.decision.decider_from_config`).
         data_converter: See :class:`~belugaflow.Orchestrator`; default: the size guard.
     """
     config = config if config is not None else load_config(CONFIG)
@@ -73,6 +78,8 @@ def create_app(
         store = Store.create(path)
     orch = Orchestrator.from_config(config, data_converter=data_converter)
     orch.register_workflow(OrderProcessingWorkflow)
+    if decide is None:
+        decide = decider_from_config(config)
     orch.register_activities(*activities_class(store, decide=decide).activities)
     build_order_graph(orch, store)  # registers the node functions under the graph's keys
     return orch
