@@ -261,7 +261,11 @@ def test_config_check_show_prints_the_effective_config_as_yaml(config_file: Path
     assert result.exit_code == 0, result.output
     data = yaml.safe_load(result.stdout)
     openai = data["llm"]["openai"]
-    assert (openai["api_key"], openai["model"], openai["timeout"]) == ("**********", "gpt-4", None)
+    assert (openai["api_key"], openai["model"], openai["timeout"]) == (
+        "**********",
+        "gpt-4o-mini",
+        "8s",
+    )
     assert data["orchestration"]["chain"]["timeout"] == "1m30s"
     assert data["app"] == {"name": "workflow-orchestration", "version": "1.0.0"}
     assert result.stderr == f"{config_file}: ok\n"

@@ -60,7 +60,7 @@ def test_example_loads_without_api_key(example: Path) -> None:
     assert cfg.orchestration.workflow.timeout == timedelta(hours=1)
     assert cfg.orchestration.workflow.max_retries == 5
     assert cfg.temporal.address == "localhost:7233" and cfg.temporal.namespace == "default"
-    assert cfg.llm.provider == "openai" and cfg.llm.openai.model == "gpt-4"
+    assert cfg.llm.provider == "openai" and cfg.llm.openai.model == "gpt-4o-mini"
     assert cfg.monitoring.otel.endpoint == "localhost:4317"
     assert cfg.monitoring.metrics.enabled is True and cfg.monitoring.metrics.prefix == "workflow"
 
