@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
@@ -12,6 +11,7 @@ from tests.llms.fake_openai import completion, error
 from tests.llms.fake_server import FakeServer
 
 from belugaflow import Graph
+from belugaflow._runnable import CallKind, call_kind
 from belugaflow.llms import Decision, LLMRouter, RulesModel
 from belugaflow.llms._openai import OpenAIChatModel
 
@@ -31,9 +31,11 @@ def order_graph(router: LLMRouter) -> Graph:
 
 
 def test_a_router_is_an_async_callable_to_the_graph(rules: RulesModel) -> None:
-    """Graphs await routers that inspect.iscoroutinefunction recognizes; this one is."""
+    """Graphs classify routers as they classify nodes: this one is awaited, so a graph using
+    it is async (sync invoke runs it on a private loop)."""
     router = LLMRouter(rules, choices=CHOICES)
-    assert inspect.iscoroutinefunction(router)
+    assert call_kind(router, where="router") is CallKind.ASYNC
+    assert not order_graph(router).is_sync
     assert repr(router) == "<LLMRouter rules:rules: approve, review, reject>"
 
 

@@ -3,7 +3,6 @@ steps, routers and reducers its names resolve to in a registry."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +93,18 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
     index = {node.name: i for i, node in enumerate(spec.nodes)}
     routers: list[RouterCall | None] = [None] * len(spec.nodes)
     for router in spec.routers:
-        fn = _resolve(registry, router.ref, f"the router after {router.source!r}", problems)
-        if fn is not None:
-            routers[index[router.source]] = RouterCall(fn, inspect.iscoroutinefunction(fn))
+        where = f"the router after {router.source!r}"
+        fn = _resolve(registry, router.ref, where, problems)
+        if fn is None:
+            continue
+        try:
+            # As for nodes: objects with an async __call__ and partials of async functions are
+            # awaited too.
+            kind = call_kind(fn, where=where)
+        except TypeError as error:
+            problems.append(str(error))
+            continue
+        routers[index[router.source]] = RouterCall(fn, kind is CallKind.ASYNC)
     reducers = resolve_reducers(spec, registry, problems)
     if problems:
         raise SpecError(f"graph {spec.name!r}", problems)

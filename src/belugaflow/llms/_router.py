@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._decide import DEFAULT_INSTRUCTIONS, Decision, _check_choices, adecide
@@ -15,52 +13,14 @@ __all__ = ["LLMRouter"]
 ContextFn = Callable[[Mapping[str, Any]], Mapping[str, Any] | str]
 
 
-@dataclass(frozen=True, slots=True)
-class _Settings:
-    model: ChatModel
-    choices: tuple[str, ...]
-    instructions: str
-    context: tuple[str, ...] | ContextFn | None
-    fallback: ChatModel | str | None
-    routes: dict[str, str]
-    on_decision: Callable[[Decision], None] | None
-
-
-async def _route(settings: _Settings, state: Mapping[str, Any]) -> str:
-    decision = await _decide(settings, state)
-    if settings.on_decision is not None:
-        settings.on_decision(decision)
-    route: str = settings.routes.get(decision.choice, decision.choice)
-    return route
-
-
-async def _decide(settings: _Settings, state: Mapping[str, Any]) -> Decision:
-    context = settings.context
-    if context is None:
-        shown: Mapping[str, Any] | str = dict(state)
-    elif callable(context):
-        shown = context(state)
-    else:
-        shown = {key: state[key] for key in context if key in state}
-    return await adecide(
-        settings.model,
-        shown,
-        settings.choices,
-        instructions=settings.instructions,
-        fallback=settings.fallback,
-    )
-
-
-# Why a partial: graphs call a router as router(state) and await the result only if
-# inspect.iscoroutinefunction(router) says so. That looks through functools.partial, but not
-# through an object's async __call__, so a router object must be a partial of an async function.
-class LLMRouter(functools.partial[Awaitable[str]]):
+class LLMRouter:
     """Route a graph by a model's decision: ``graph.add_conditional_edges("check", router,
     {...})``.
 
     Called with the state, it runs :func:`~belugaflow.llms.adecide` on (part of) the state and
     returns the chosen route: the choice itself, or ``routes[choice]``. With a fallback it
-    always returns a valid route, even while every provider is down.
+    always returns a valid route, even while every provider is down. Its ``__call__`` is a
+    coroutine function, so graphs await it (and run it on an event loop, like an async node).
 
     Example::
 
@@ -88,13 +48,11 @@ class LLMRouter(functools.partial[Awaitable[str]]):
 
     Raises:
         ValueError: ``choices`` is invalid, or ``routes`` maps a value that is not a choice.
+        TypeError: ``model`` is not a :class:`ChatModel`.
     """
 
-    model: ChatModel
-    choices: tuple[str, ...]
-
-    def __new__(
-        cls,
+    def __init__(
+        self,
         model: ChatModel,
         *,
         choices: Sequence[str],
@@ -103,7 +61,7 @@ class LLMRouter(functools.partial[Awaitable[str]]):
         fallback: ChatModel | str | None = None,
         routes: Mapping[str, str] | None = None,
         on_decision: Callable[[Decision], None] | None = None,
-    ) -> LLMRouter:
+    ) -> None:
         if not isinstance(model, ChatModel):
             raise TypeError(f"LLMRouter: model must be a ChatModel, got {model!r}")
         allowed = _check_choices(choices)
@@ -115,24 +73,39 @@ class LLMRouter(functools.partial[Awaitable[str]]):
             )
         if isinstance(context, str):
             context = [context]
-        settings = _Settings(
-            model=model,
-            choices=allowed,
-            instructions=instructions,
-            context=None if context is None else (context if callable(context) else tuple(context)),
-            fallback=fallback,
-            routes=routes,
-            on_decision=on_decision,
+        self.model = model
+        self.choices = allowed
+        self.instructions = instructions
+        self.context: tuple[str, ...] | ContextFn | None = (
+            None if context is None else (context if callable(context) else tuple(context))
         )
-        router = super().__new__(cls, _route, settings)
-        router.model = model
-        router.choices = allowed
-        return router
+        self.fallback = fallback
+        self.routes = routes
+        self.on_decision = on_decision
 
     def __repr__(self) -> str:
         return f"<LLMRouter {self.model.label}: {', '.join(self.choices)}>"
 
+    async def __call__(self, state: Mapping[str, Any]) -> str:
+        """Decide for ``state`` and return the route."""
+        decision = await self.adecide(state)
+        if self.on_decision is not None:
+            self.on_decision(decision)
+        return self.routes.get(decision.choice, decision.choice)
+
     async def adecide(self, state: Mapping[str, Any]) -> Decision:
         """The decision for ``state``, without mapping it to a route (e.g. to store it)."""
-        settings: _Settings = self.args[0]
-        return await _decide(settings, state)
+        context = self.context
+        if context is None:
+            shown: Mapping[str, Any] | str = dict(state)
+        elif callable(context):
+            shown = context(state)
+        else:
+            shown = {key: state[key] for key in context if key in state}
+        return await adecide(
+            self.model,
+            shown,
+            self.choices,
+            instructions=self.instructions,
+            fallback=self.fallback,
+        )
