@@ -11,6 +11,7 @@ from belugaflow._public import show_public_paths as _show_public_paths
 from belugaflow.config._loader import load_config, load_config_text
 from belugaflow.config._models import (
     AppConfig,
+    BreakerConfig,
     ChainConfig,
     Config,
     Duration,
@@ -22,6 +23,9 @@ from belugaflow.config._models import (
     OtelConfig,
     PositiveDuration,
     ProviderConfig,
+    RateLimitConfig,
+    RuleConfig,
+    RulesConfig,
     Secret,
     TemporalConfig,
     WorkflowConfig,
@@ -29,6 +33,7 @@ from belugaflow.config._models import (
 
 __all__ = [
     "AppConfig",
+    "BreakerConfig",
     "ChainConfig",
     "Config",
     "ConfigError",
@@ -42,6 +47,9 @@ __all__ = [
     "OtelConfig",
     "PositiveDuration",
     "ProviderConfig",
+    "RateLimitConfig",
+    "RuleConfig",
+    "RulesConfig",
     "Secret",
     "TemporalConfig",
     "WorkflowConfig",
