@@ -45,6 +45,26 @@ async def test_a_valid_answer_is_the_decision(
 
 
 @pytest.mark.parametrize(
+    "context",
+    [
+        {"order_id": "A-7", "amount": 2500.5, "vip": False, "note": None, "name": 'Zoë "Z"\n'},
+        {"order": {"id": "A-7", "lines": [1, 2]}, "amount": 3},
+        {},
+    ],
+    ids=["flat", "nested", "empty"],
+)
+async def test_the_context_is_sent_as_indented_json(
+    openai_model: OpenAIChatModel, openai_server: FakeServer, context: dict[str, Any]
+) -> None:
+    """Flat or nested, the prompt holds the context exactly as json.dumps(indent=1) writes it."""
+    openai_server.script(completion(answer("approve")))
+    await adecide(openai_model, context, CHOICES)
+    prompt = openai_server.requests[0].body["messages"][1]["content"]
+    shown = json.dumps(context, ensure_ascii=False, indent=1)
+    assert prompt.endswith(f"Context:\n```json\n{shown}\n```")
+
+
+@pytest.mark.parametrize(
     ("bad", "problem"),
     [
         (answer("maybe"), "\"choice\" is 'maybe'"),

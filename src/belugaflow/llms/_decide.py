@@ -122,6 +122,8 @@ async def adecide(
         else:
             outcome = await _by_model(decider, prompt, allowed)
         if isinstance(outcome, Decision):
+            if index == 0 and not problems:
+                return outcome  # the common case: nothing to add
             return replace(outcome, fallback_used=index > 0, problems=tuple(problems))
         problems.append(outcome)
     if isinstance(fallback, str):
@@ -172,11 +174,27 @@ def _prompt(
         shown = context
     else:
         try:
-            shown = "```json\n" + json.dumps(context, ensure_ascii=False, indent=1) + "\n```"
+            shown = "```json\n" + _context_json(context) + "\n```"
         except (TypeError, ValueError) as error:
             raise ValueError(f"decide(): context is not JSON-serializable: {error}") from None
     text = f"{instructions}\n\nAllowed choices: {', '.join(allowed)}\n\nContext:\n{shown}"
     return (SystemMessage(_SYSTEM), HumanMessage(text))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _context_json(context: Mapping[str, Any]) -> str:
+    """``json.dumps(context, ensure_ascii=False, indent=1)``, the same text.
+
+    Any ``indent`` makes json fall back to its pure-Python encoder, a good part of a
+    decision's own cost; a flat mapping of scalars (the usual context) gets the same layout
+    from the C encoder through its separators.
+    """
+    if context and all(type(value) in _SCALARS for value in context.values()):
+        flat = json.dumps(context, ensure_ascii=False, separators=(",\n ", ": "))
+        return "{\n " + flat[1:-1] + "\n}"
+    return json.dumps(context, ensure_ascii=False, indent=1)
 
 
 def _schema(allowed: tuple[str, ...]) -> ResponseFormat:

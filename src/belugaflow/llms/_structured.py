@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -27,17 +28,21 @@ def extract_json(text: str) -> Any:
     Raises:
         ValueError: No JSON could be decoded.
     """
-    candidates = [text.strip()]
-    candidates += (match.group(1).strip() for match in _FENCE.finditer(text))
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
+    for candidate in _candidates(text):
         try:
             return json.loads(candidate)
         except ValueError:
             continue
     raise ValueError("the answer holds no valid JSON")
+
+
+def _candidates(text: str) -> Iterator[str]:
+    # Lazily: a plain JSON answer (the usual case) needs no regex search.
+    yield text
+    yield from (match.group(1).strip() for match in _FENCE.finditer(text))
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        yield text[start : end + 1]
 
 
 def validation_summary(error: ValidationError) -> str:
