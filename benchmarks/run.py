@@ -26,6 +26,7 @@ from belugaflow import Orchestrator
 from . import durable
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
+from .llm import w9
 
 Record = dict[str, Any]
 
@@ -150,6 +151,7 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W3": w3,
     "W4": w4,
     "W5": durable.w5,
+    "W9": w9,
 }
 
 
