@@ -23,7 +23,7 @@ from typing import Any
 
 from belugaflow import Orchestrator
 
-from . import durable
+from . import durable, durable_scale
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
 from .llm import w9
@@ -151,6 +151,8 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W3": w3,
     "W4": w4,
     "W5": durable.w5,
+    "W7": durable_scale.w7,
+    "W8": durable_scale.w8,
     "W9": w9,
 }
 
