@@ -182,6 +182,7 @@ def _prompt(
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_FLAT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",\n ", ": "))
 
 
 def _context_json(context: Mapping[str, Any]) -> str:
@@ -189,10 +190,10 @@ def _context_json(context: Mapping[str, Any]) -> str:
 
     Any ``indent`` makes json fall back to its pure-Python encoder, a good part of a
     decision's own cost; a flat mapping of scalars (the usual context) gets the same layout
-    from the C encoder through its separators.
+    from the C encoder through its separators (and one encoder, not one per call).
     """
     if context and all(type(value) in _SCALARS for value in context.values()):
-        flat = json.dumps(context, ensure_ascii=False, separators=(",\n ", ": "))
+        flat = _FLAT_JSON.encode(context)
         return "{\n " + flat[1:-1] + "\n}"
     return json.dumps(context, ensure_ascii=False, indent=1)
 
