@@ -35,6 +35,9 @@ __all__ = ["w5"]
 
 STEPS = 4
 TIMEOUT = timedelta(seconds=30)
+RUN_TIMEOUT = timedelta(minutes=10)
+"""The whole-run limit of both: a graph's default ``timeout`` becomes the workflow's execution
+timeout (a server-side timer, ~5% of a burst's throughput), so the raw workflow gets it too."""
 
 
 @activity.defn(name="bench.step")
@@ -73,7 +76,7 @@ def _noop(state: Any) -> None:
 
 def order_graph(orch: Orchestrator, *, short: bool) -> CompiledGraph:
     """The same four steps as a graph (``short``: local activities)."""
-    graph = orch.create_graph("order4-short" if short else "order4")
+    graph = orch.create_graph("order4-short" if short else "order4", timeout=RUN_TIMEOUT)
     names = [f"step{i}" for i in range(STEPS)]
     for name in names:
         graph.add_node(name, _noop, short=short)
@@ -112,7 +115,12 @@ async def _measure(run_one: Callable[[], Awaitable[Any]], burst: int) -> dict[st
 async def _raw(client: Client, workflow_run: Any, burst: int) -> dict[str, float]:
     return await _measure(
         lambda: client.execute_workflow(
-            workflow_run, "x", id=uuid.uuid4().hex, task_queue="bench-raw", request_eager_start=True
+            workflow_run,
+            "x",
+            id=uuid.uuid4().hex,
+            task_queue="bench-raw",
+            execution_timeout=RUN_TIMEOUT,
+            request_eager_start=True,
         ),
         burst,
     )
