@@ -308,8 +308,8 @@ def test_with_an_api_key_openai_decides_with_the_rule_as_fallback(
     (decide,) = [fn for fn in orch.activities if fn.__name__ == "decide"]
     decider = decide.__self__.decider  # type: ignore[attr-defined]
     assert isinstance(decider, LLMDecider)
-    assert decider.model.label == "openai:gpt-4" and decider.fallback is default_decide
-    assert repr(decider) == "<LLMDecider openai:gpt-4, fallback default_decide>"
+    assert decider.model.label == "openai:gpt-4o-mini" and decider.fallback is default_decide
+    assert repr(decider) == "<LLMDecider openai:gpt-4o-mini, fallback default_decide>"
 
 
 def test_fallbacks_without_a_key_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
