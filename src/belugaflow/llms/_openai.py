@@ -12,10 +12,8 @@ from typing import Any, Unpack, cast
 from belugaflow.config import Secret
 
 from ._errors import (
-    ProviderConnectionError,
     ProviderError,
     ProviderResponseError,
-    ProviderTimeoutError,
     ProviderUnavailableError,
     error_for_status,
 )
@@ -194,13 +192,11 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
 
     def _error(self, error: Exception) -> ProviderError:
         """Map an SDK (or decoding) error to ours, keeping the provider's message."""
-        if isinstance(error, openai.APITimeoutError):
-            limit = f"no answer within {self.timeout:g} s" if self.timeout else error.message
-            return self._fail(ProviderTimeoutError, limit)
-        if isinstance(error, openai.APIConnectionError):
-            cause = error.__cause__
-            detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-            return self._fail(ProviderConnectionError, f"{error.message}{detail}")
+        network = self._network_error(
+            error, timeout=openai.APITimeoutError, connection=openai.APIConnectionError
+        )
+        if network is not None:
+            return network
         if isinstance(error, openai.APIStatusError):
             return error_for_status(
                 error.status_code,

@@ -29,9 +29,11 @@ from belugaflow.resilience import BreakerOptions, BreakerRegistry, CircuitBreake
 
 from ._errors import (
     InvalidOutputError,
+    ProviderConnectionError,
     ProviderError,
     ProviderRequestError,
     ProviderResponseError,
+    ProviderTimeoutError,
 )
 from ._messages import AIMessage, AIMessageChunk, ToolCall, Usage
 from ._model import ChatModel, ChatRequest
@@ -199,6 +201,20 @@ class ProviderModel(ChatModel, Generic[C]):
     def _fail(self, kind: type[ProviderError], message: str) -> ProviderError:
         """An error of ``kind`` about this model."""
         return kind(message, provider=self.provider, model=self.model)
+
+    def _network_error(
+        self, error: Exception, *, timeout: type[Exception], connection: type[Exception]
+    ) -> ProviderError | None:
+        """A timeout or connection failure, as both official SDKs report them (``timeout`` is a
+        subclass of ``connection`` there, with the SDK's ``message``); else ``None``."""
+        if isinstance(error, timeout):
+            limit = f"no answer within {self.timeout:g} s" if self.timeout else str(error)
+            return self._fail(ProviderTimeoutError, limit)
+        if isinstance(error, connection):
+            cause = error.__cause__
+            detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+            return self._fail(ProviderConnectionError, f"{error}{detail}")
+        return None
 
     def _chunk(
         self,
