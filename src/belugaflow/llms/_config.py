@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 
 from belugaflow._errors import ConfigError
-from belugaflow.config import Config, LLMConfig, ProviderConfig
-from belugaflow.resilience import BreakerRegistry
+from belugaflow.config import BreakerConfig, Config, LLMConfig, LocalConfig, ProviderConfig
+from belugaflow.resilience import BreakerRegistry, CircuitBreaker
 
 from ._errors import ProviderRequestError
 from ._model import ChatModel
@@ -68,6 +68,8 @@ def _build(
             options["default"] = llm.rules.default
         elif isinstance(section, ProviderConfig):
             options.update(_provider_options(name, section, breakers))
+        elif isinstance(section, LocalConfig):
+            options.update(_local_options(section, breakers))
         else:
             raise ValueError(f"no settings block for provider {name!r}")
         return new_chat_model(name, **options)
@@ -91,13 +93,31 @@ def _provider_options(
             requests_per_minute=limit.requests_per_minute,
             tokens_per_minute=limit.tokens_per_minute,
         )
-    if not section.breaker.enabled:
-        options["breaker"] = None
-    else:
-        options["breaker"] = breakers.get_or_create(
-            breaker_name(name, section.base_url),
-            failure_threshold=section.breaker.failure_threshold,
-            recovery_timeout=section.breaker.recovery_timeout,
-            excluded=(ProviderRequestError,),
-        )
+    options["breaker"] = _breaker(name, section.base_url, section.breaker, breakers)
     return options
+
+
+def _local_options(section: LocalConfig, breakers: BreakerRegistry) -> dict[str, object]:
+    options: dict[str, object] = {
+        "threads": section.threads,
+        "context_size": section.context_size,
+        "breaker": _breaker("local", None, section.breaker, breakers),
+    }
+    for field in ("model_path", "timeout", "max_tokens", "temperature"):
+        value = getattr(section, field)
+        if value is not None:
+            options[field] = value
+    return options
+
+
+def _breaker(
+    name: str, base_url: str | None, config: BreakerConfig, breakers: BreakerRegistry
+) -> CircuitBreaker | None:
+    if not config.enabled:
+        return None
+    return breakers.get_or_create(
+        breaker_name(name, base_url),
+        failure_threshold=config.failure_threshold,
+        recovery_timeout=config.recovery_timeout,
+        excluded=(ProviderRequestError,),
+    )

@@ -24,6 +24,7 @@ ProviderFactory = Callable[..., ChatModel]
 _FACTORIES: dict[str, ProviderFactory | str] = {
     "openai": "belugaflow.llms._openai:create",
     "anthropic": "belugaflow.llms._anthropic:create",
+    "local": "belugaflow.llms._local:create",
     "rules": "belugaflow.llms._rules:create",
 }
 _lock = threading.Lock()
