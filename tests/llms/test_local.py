@@ -145,18 +145,25 @@ async def test_a_slow_answer_times_out_and_the_fallback_decides(
     assert "ProviderTimeoutError" in decision.problems[0]
 
 
-async def test_a_cancelled_call_frees_the_model(
+async def test_cancelled_calls_and_a_left_stream_free_the_model(
     local_model: Callable[..., LocalChatModel],
 ) -> None:
-    """Cancelling the caller stops its generation, so the next call does not wait for it."""
+    """A cancelled caller stops its generation (or never starts it, if it was queued), and so
+    does a stream its reader left: the next call does not wait for any of them."""
     model = local_model(max_tokens=1500)
     # The model repeats itself on this prompt until max_tokens: about a minute on one core.
-    long = asyncio.create_task(model.agenerate("Write one sentence about cats."))
+    endless = "Write one sentence about cats."
+    stream = model.astream(endless)
+    assert (await anext(stream)).content
+    await stream.aclose()
+    running = asyncio.create_task(model.agenerate(endless))
+    queued = asyncio.create_task(model.agenerate(endless))
     await asyncio.sleep(0.5)
-    long.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await long
-    # Had the generation gone on, this would wait for it.
+    for task in (running, queued):
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # Had any of the three gone on, this would wait for it.
     decision = await asyncio.wait_for(adecide(local_model(), ORDER, CHOICES), 30)
     assert decision.choice in CHOICES
 

@@ -116,17 +116,6 @@ class _Runtime:
             job.cancelled = True
             raise
 
-    def submit(self, job: _Job, work: Callable[[llama_cpp.Llama], None]) -> None:
-        """Start ``work`` on the model thread without waiting for it."""
-
-        def on_thread() -> None:
-            llama = self._load()
-            if not job.cancelled:
-                job.start()
-                work(llama)
-
-        self._thread.submit(on_thread)
-
     def _load(self) -> llama_cpp.Llama:
         if self._llama is None:
             path = self.path or _packaged_model()
@@ -290,46 +279,46 @@ class LocalChatModel(ProviderModel[_Runtime]):
         prompt = self._prompt(request)
         job = _Job(self.timeout)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[AIMessageChunk | BaseException | None] = asyncio.Queue()
-
-        def put(item: AIMessageChunk | BaseException | None) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+        queue: asyncio.Queue[AIMessageChunk | None] = asyncio.Queue()
 
         def produce(llama: llama_cpp.Llama) -> None:
-            try:
-                parts = llama.create_completion(
-                    self._tokens(llama, prompt),
-                    stream=True,
-                    stop=_TURN_STOPS,
-                    **self._sampling(job, self.max_tokens or DEFAULT_MAX_TOKENS),
-                )
-                for part in cast(Any, parts):
-                    choice = part["choices"][0]
-                    finish = self._finish(job, choice["finish_reason"])
-                    put(self._chunk(choice["text"], model=self.model, finish_reason=finish))
-                put(None)
-            except BaseException as error:
-                put(self._error(error))
+            parts = llama.create_completion(
+                self._tokens(llama, prompt),
+                stream=True,
+                stop=_TURN_STOPS,
+                **self._sampling(job, self.max_tokens or DEFAULT_MAX_TOKENS),
+            )
+            for part in cast(Any, parts):
+                choice = part["choices"][0]
+                finish = self._finish(job, choice["finish_reason"])
+                chunk = self._chunk(choice["text"], model=self.model, finish_reason=finish)
+                loop.call_soon_threadsafe(queue.put_nowait, chunk)
 
-        client.submit(job, produce)
+        def finished(done: asyncio.Future[None]) -> None:
+            # After every chunk: those were queued from the thread before it returned.
+            if not done.cancelled():
+                done.exception()  # seen here, raised below: never "never retrieved"
+            queue.put_nowait(None)
+
+        generating = asyncio.ensure_future(self._call(client, job, produce))
+        generating.add_done_callback(finished)
         try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+            await generating  # raises what went wrong, if anything
         finally:
-            job.cancelled = True  # the reader left: stop generating
+            job.cancelled = True  # the reader may have left early: stop generating
 
     async def _call(self, client: _Runtime, job: _Job, work: Callable[[llama_cpp.Llama], T]) -> T:
-        def guarded(llama: llama_cpp.Llama) -> T:
-            try:
-                return work(llama)
-            except ProviderError:
-                raise
-            except Exception as error:
-                raise self._error(error) from error
-
-        return await client.run(job, guarded)
+        """Run ``work`` on the model thread; llama.cpp's exceptions become provider errors."""
+        try:
+            return await client.run(job, work)
+        except ProviderError:
+            raise
+        except Exception as error:
+            raise self._fail(
+                ProviderUnavailableError, f"llama.cpp failed: {type(error).__name__}: {error}"
+            ) from error
 
     # -- generating (on the model thread) ------------------------------------------------------
 
@@ -422,16 +411,6 @@ class LocalChatModel(ProviderModel[_Runtime]):
         if request.tools:
             raise self._fail(ProviderRequestError, "the local provider cannot call tools")
         return _transcript(request.messages)
-
-    def _error(self, error: BaseException) -> BaseException:
-        """llama.cpp's exceptions as provider errors."""
-        if isinstance(error, ProviderError | asyncio.CancelledError) or not isinstance(
-            error, Exception
-        ):
-            return error
-        return self._fail(
-            ProviderUnavailableError, f"llama.cpp failed: {type(error).__name__}: {error}"
-        )
 
 
 def _transcript(messages: tuple[Message, ...]) -> str:
