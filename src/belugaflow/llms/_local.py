@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, Unpack, cast
@@ -288,7 +288,7 @@ class LocalChatModel(ProviderModel[_Runtime]):
                 stop=_TURN_STOPS,
                 **self._sampling(job, self.max_tokens or DEFAULT_MAX_TOKENS),
             )
-            for part in cast(Any, parts):
+            for part in cast(Iterator[dict[str, Any]], parts):
                 choice = part["choices"][0]
                 finish = self._finish(job, choice["finish_reason"])
                 chunk = self._chunk(choice["text"], model=self.model, finish_reason=finish)
@@ -323,7 +323,7 @@ class LocalChatModel(ProviderModel[_Runtime]):
     # -- generating (on the model thread) ------------------------------------------------------
 
     def _tokens(self, llama: llama_cpp.Llama, prompt: str) -> list[int]:
-        tokens = llama.tokenize(prompt.encode("utf-8"))
+        tokens: list[int] = llama.tokenize(prompt.encode("utf-8"))
         if len(tokens) >= self.context_size:
             raise self._fail(
                 ProviderRequestError,
