@@ -282,6 +282,19 @@ def test_fence_parser_reads_commonmark_fences() -> None:
     assert (command.line, command.text) == (15, "belugaflow config check config.yaml --show")
 
 
+def test_blocks_run_only_where_they_can() -> None:
+    """``no-run`` never runs; ``needs=module`` runs only where that module is installed."""
+
+    def skipped(*flags: str) -> bool:
+        block = Block("doc.md", 1, "python", frozenset(flags), "pass")
+        return any(mark.name == "skip" for mark in _python_param(block).marks)
+
+    assert skipped(NO_RUN)
+    assert skipped("needs=surely_no_such_module")
+    assert not skipped("needs=json")
+    assert not skipped()
+
+
 def test_fence_parser_rejects_an_unclosed_fence() -> None:
     """An unclosed fence is an error naming the file and line, not a silently swallowed page."""
     with pytest.raises(ValueError, match=r"doc\.md:2: "):
