@@ -9,6 +9,7 @@ judgement is worth (see ``docs/llms.md`` for the default model's limits).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ctypes
 import json
 import logging
@@ -96,7 +97,7 @@ class _Runtime:
         self.path = path
         self.context_size = context_size
         self.threads = threads
-        self._llama: llama_cpp.Llama | None = None
+        self.llama: llama_cpp.Llama | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="belugaflow-local-llm")
 
     async def run(self, job: _Job, work: Callable[[llama_cpp.Llama], T]) -> T:
@@ -117,10 +118,10 @@ class _Runtime:
             raise
 
     def _load(self) -> llama_cpp.Llama:
-        if self._llama is None:
+        if self.llama is None:
             path = self.path or _packaged_model()
             _log.info("loading %s (context %d, %d threads)", path, self.context_size, self.threads)
-            self._llama = llama_cpp.Llama(
+            self.llama = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=self.context_size,
                 # Both set: llama.cpp would evaluate prompts on every core by default, and
@@ -129,11 +130,22 @@ class _Runtime:
                 n_threads_batch=self.threads,
                 verbose=False,
             )
-        return self._llama
+        return self.llama
 
 
 _runtimes: dict[tuple[Path | None, int, int], _Runtime] = {}
 _runtimes_lock = threading.Lock()
+
+
+@atexit.register
+def _unload_all() -> None:
+    # Free the models while the interpreter is whole: freeing them later, from the garbage
+    # collector at shutdown, makes llama.cpp log through a half-torn-down callback (a crash).
+    with _runtimes_lock:
+        for runtime in _runtimes.values():
+            if runtime.llama is not None:
+                runtime.llama.close()
+                runtime.llama = None
 
 
 def _runtime(path: Path | None, context_size: int, threads: int) -> _Runtime:
