@@ -187,7 +187,7 @@ def _usable(llm: LLMConfig, name: str) -> bool:
         return bool(llm.rules.table) or llm.rules.default is not None
     section = getattr(llm, name, None)
     if not isinstance(section, ProviderConfig):
-        return True  # not a provider we know: building it reports the problem
+        return True  # needs no key (local), or unknown: building it reports any problem
     if section.api_key is not None:
         return section.api_key.is_resolved and bool(section.api_key.get_secret_value())
     if section.base_url:

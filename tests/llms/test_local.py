@@ -91,7 +91,9 @@ async def test_the_real_model_makes_a_valid_decision(
     assert isinstance(decision.reason, str) and decision.confidence is None
 
 
-@pytest.mark.parametrize("choice", ["nö", 'hold "it"', "a\\b", "ship-today"])
+@pytest.mark.parametrize(
+    "choice", ["nö", 'hold "it"', "a\\b", "ship-today", "escalate to the regional fraud team now"]
+)
 async def test_the_grammar_holds_any_choice_text(
     local_model: Callable[..., LocalChatModel], choice: str
 ) -> None:

@@ -388,7 +388,8 @@ class LocalChatModel(ProviderModel[_Runtime]):
         start = prompt + '{"choice": "'
         alternatives = " | ".join(json.dumps(choice) for choice in choices)
         grammar = LlamaGrammar.from_string(f'root ::= ({alternatives}) "\\""', verbose=False)
-        text, _, first = self._completion(llama, job, start, 16, grammar=grammar)
+        longest = max(len(llama.tokenize(c.encode("utf-8"), add_bos=False)) for c in choices)
+        text, _, first = self._completion(llama, job, start, longest + 2, grammar=grammar)
         choice = text.removesuffix('"')
         if choice not in choices:  # the grammar makes this impossible; say so if it happens
             raise self._fail(ProviderResponseError, f"the grammar let through {text!r}")
