@@ -2,12 +2,13 @@
 workflow and as a graph on ``GraphWorkflow``, measured side by side in one run.
 
 Two flavours: the four steps as activities, and as local activities (for the graph: nodes
-marked ``short=True``). Each flavour runs in rounds; each round starts a fresh ``DevServer`` with
-the embedded default's settings (a SQLite file, durability ``FULL``) and one worker in this
-process, and runs both sides on it: ten single workflows (end-to-end latency), then a burst of
-workflows started at once (completed workflows/s, p50/p90 latency, CPU per workflow of this
-process and of the server). The graph's rate is given as the median of its per-round ratios to
-the raw SDK's, and its CPU as a ratio too.
+marked ``short=True``). Each flavour runs in rounds of both sides, the side that goes first
+alternating; each side of a round gets a fresh ``DevServer`` with the embedded default's settings
+(a SQLite file, durability ``FULL``) and one worker in this process, and runs ten single
+workflows (end-to-end latency), then a burst of workflows started at once (completed
+workflows/s, p50/p90 latency, CPU per workflow of this process and of the server). The graph's
+rate is given as the median of its per-round ratios to the raw SDK's, and its CPU as a ratio
+too.
 """
 
 from __future__ import annotations
@@ -155,34 +156,41 @@ def _raw_run(client: Client, workflow_run: Any) -> Callable[[], Awaitable[Any]]:
     return run_one
 
 
-async def _round(
-    raw_workflow: Any, short: bool, burst: int, raw: _Side, ours: _Side, raw_first: bool
-) -> None:
-    """Both sides, one after the other, on a fresh embedded-default server (a SQLite file,
-    durability ``FULL``): a server slows down as its database grows, so no side inherits the
-    other's rounds."""
+_Setup = Callable[[Client], tuple[Any, Callable[[], Awaitable[Any]]]]
+"""Given a client: the worker to run (an async context manager) and how to run one workflow."""
+
+
+def _raw_setup(raw_workflow: Any) -> _Setup:
+    def setup(client: Client) -> tuple[Any, Callable[[], Awaitable[Any]]]:
+        worker = Worker(
+            client, task_queue="bench-raw", workflows=[RawOrder, RawOrderLocal], activities=[step]
+        )
+        return worker, _raw_run(client, raw_workflow)
+
+    return setup
+
+
+def _graph_setup(short: bool) -> _Setup:
+    def setup(client: Client) -> tuple[Any, Callable[[], Awaitable[Any]]]:
+        orch = Orchestrator()
+        graph = order_graph(orch, short=short)
+        engine = TemporalEngine(client, task_queue="bench-graph")
+        worker = graph_worker(client, task_queue="bench-graph", registry=orch.registry)
+        return worker, functools.partial(engine.run, graph, {})
+
+    return setup
+
+
+async def _on_fresh_server(side: _Side, setup: _Setup, burst: int) -> None:
+    """Measure one side on a server of its own: the embedded default (a SQLite file,
+    durability ``FULL``), new and empty. A server slows down as its database fills, so a side
+    that ran on the other's leftovers would be charged for them."""
     with tempfile.TemporaryDirectory() as data:
         async with DevServer(Path(data) / "temporal.db") as server:
             assert server.pid is not None
-            client = await Client.connect(server.address)
-            orch = Orchestrator()
-            graph = order_graph(orch, short=short)
-            engine = TemporalEngine(client, task_queue="bench-graph")
-            sides: list[tuple[_Side, Callable[[], Awaitable[Any]]]] = [
-                (raw, _raw_run(client, raw_workflow)),
-                (ours, functools.partial(engine.run, graph, {})),
-            ]
-            async with (
-                Worker(
-                    client,
-                    task_queue="bench-raw",
-                    workflows=[RawOrder, RawOrderLocal],
-                    activities=[step],
-                ),
-                graph_worker(client, task_queue="bench-graph", registry=orch.registry),
-            ):
-                for side, run_one in sides if raw_first else reversed(sides):
-                    await side.measure(run_one, burst, server.pid)
+            worker, run_one = setup(await Client.connect(server.address))
+            async with worker:
+                await side.measure(run_one, burst, server.pid)
 
 
 async def _w5(burst: int, rounds: int) -> list[dict[str, Any]]:
@@ -192,9 +200,11 @@ async def _w5(burst: int, rounds: int) -> list[dict[str, Any]]:
         ("local activities", RawOrderLocal.run, True),
     ):
         raw, ours = _Side(), _Side()
+        sides = [(raw, _raw_setup(raw_workflow)), (ours, _graph_setup(short))]
         for index in range(rounds):
             # Which side goes first alternates: the machine's own drift hits both alike.
-            await _round(raw_workflow, short, burst, raw, ours, raw_first=index % 2 == 0)
+            for side, setup in sides if index % 2 == 0 else reversed(sides):
+                await _on_fresh_server(side, setup, burst)
         ratio = statistics.median(o / r for r, o in zip(raw.rates, ours.rates, strict=True))
         cpu_ratio = (raw.worker_cpu + raw.server_cpu) / (ours.worker_cpu + ours.server_cpu)
         common = {
@@ -216,6 +226,6 @@ async def _w5(burst: int, rounds: int) -> list[dict[str, Any]]:
 
 
 def w5(quick: bool) -> list[dict[str, Any]]:
-    """Run W5: per flavour, three rounds of a burst of 500 workflows a side (one round of 50
+    """Run W5: per flavour, four rounds of a burst of 500 workflows a side (one round of 50
     with ``quick``)."""
-    return asyncio.run(_w5(50, 1) if quick else _w5(500, 3))
+    return asyncio.run(_w5(50, 1) if quick else _w5(500, 4))
