@@ -4,6 +4,8 @@ tool calls, structured output, batches, the sync API and observability."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import socket
 from collections.abc import Iterator
 
@@ -528,6 +530,25 @@ def test_a_sync_stream_left_early_is_closed(sync_server: FakeServer) -> None:
             assert chunk.content == "a"
             break
         assert model.generate("again").content == "ok"
+
+
+def test_a_stream_left_early_leaves_nothing_to_the_garbage_collector(
+    sync_server: FakeServer,
+) -> None:
+    """The SDK's stream generators end with the stream, on its own loop: none is left
+    suspended for the garbage collector to close later, from whatever thread it runs on."""
+    with model_of(sync_server) as model:
+        sync_server.script(stream(["a", "b", "c"]))
+        for _ in model.stream("hi"):
+            break
+        suspended = [
+            item
+            for item in gc.get_objects()
+            if inspect.isasyncgen(item)
+            and item.ag_frame is not None
+            and item.__qualname__ == "AsyncStream.__stream__"
+        ]
+    assert suspended == []
 
 
 def test_clients_close_when_their_event_loop_shuts_down(sync_server: FakeServer) -> None:

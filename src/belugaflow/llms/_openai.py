@@ -5,6 +5,7 @@ Also any OpenAI-compatible server (Ollama, vLLM, LM Studio...) through ``base_ur
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any, Unpack, cast
@@ -149,7 +150,7 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
         usage: Usage | None = None
         model = self.model
         try:
-            async with chunks:
+            async with chunks, contextlib.aclosing(_generator(chunks)):
                 async for chunk in chunks:
                     model = chunk.model or model
                     if chunk.usage is not None:
@@ -278,6 +279,14 @@ def _tool_choice(choice: str) -> ChatCompletionToolChoiceOptionParam:
     if choice in ("auto", "required", "none"):
         return cast(ChatCompletionToolChoiceOptionParam, choice)
     return {"type": "function", "function": {"name": choice}}
+
+
+def _generator(stream: openai.AsyncStream[ChatCompletionChunk]) -> AsyncGenerator[Any, None]:
+    """The generator under an SDK stream. openai's ``AsyncStream`` holds it in a reference cycle
+    with itself (anthropic's SDK copies the stream to avoid that), so a stream left early stays
+    suspended until the garbage collector finds it, on whatever thread and event loop run then,
+    where closing it fails. Closing it ourselves ends it on its own loop."""
+    return cast(AsyncGenerator[Any, None], stream._iterator)
 
 
 def create(
