@@ -36,6 +36,7 @@ from belugaflow import Orchestrator
 from belugaflow.graph import CompiledGraph
 from belugaflow.temporal import DevServer, TemporalEngine, graph_worker
 
+from . import workloads as w
 from ._harness import quantiles
 from .w8_worker import SIGNAL, WORKFLOW
 
@@ -90,21 +91,10 @@ def _branch(i: int) -> Callable[[Any], dict[str, int]]:
     return branch
 
 
-def _join(state: Any) -> dict[str, int]:
-    return {"count": len(state["values"]), "total": sum(state["values"])}
-
-
 def build_fanout(orch: Orchestrator) -> CompiledGraph:
     """W7 as a graph: ``start`` → ``branch0..49`` (``append`` reducer) → ``join``."""
-    graph = orch.create_graph("fanout_durable", max_workers=W7_BRANCHES)
-    graph.add_node("start", lambda state: {"started": True})
-    graph.add_node("join", _join)
-    graph.set_reducer("values", "append")
-    for i in range(W7_BRANCHES):
-        graph.add_node(f"branch{i}", _branch(i))
-        graph.add_edge("start", f"branch{i}")
-        graph.add_edge(f"branch{i}", "join")
-    return graph.set_entry_point("start").set_finish_point("join").compile()
+    branches = [_branch(i) for i in range(W7_BRANCHES)]
+    return w.build_fanout(orch, "fanout_durable", branches, max_workers=W7_BRANCHES).compile()
 
 
 async def _timed(run_one: Callable[[], Awaitable[None]]) -> float:

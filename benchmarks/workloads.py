@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from belugaflow import Chain, Graph, Orchestrator
@@ -23,6 +23,7 @@ __all__ = [
     "bare_layered",
     "bare_order5",
     "build_chain10",
+    "build_fanout",
     "build_fanout100",
     "build_layered",
     "build_order5",
@@ -116,18 +117,28 @@ def _join(state: State) -> Update:
     return {"total": sum(state["values"]), "count": len(state["values"])}
 
 
-def build_fanout100(orch: Orchestrator, max_workers: int) -> Graph:
-    graph = orch.create_graph(f"fanout100_w{max_workers}", max_workers=max_workers)
+def build_fanout(
+    orch: Orchestrator,
+    name: str,
+    branches: Sequence[Callable[[State], Any]],
+    *,
+    max_workers: int,
+) -> Graph:
+    """``start`` → every branch at once (each appends to ``values``) → ``join`` (count, total)."""
+    graph = orch.create_graph(name, max_workers=max_workers)
     graph.add_node("start", lambda state: {"started": True})
     graph.add_node("join", _join)
     graph.set_reducer("values", "append")
-    for i in range(W3_NODES):
-        graph.add_node(f"sleep{i}", _sleeper(i))
-        graph.add_edge("start", f"sleep{i}")
-        graph.add_edge(f"sleep{i}", "join")
-    graph.set_entry_point(["start"])
-    graph.set_finish_point(["join"])
-    return graph
+    for i, branch in enumerate(branches):
+        graph.add_node(f"branch{i}", branch)
+        graph.add_edge("start", f"branch{i}")
+        graph.add_edge(f"branch{i}", "join")
+    return graph.set_entry_point("start").set_finish_point("join")
+
+
+def build_fanout100(orch: Orchestrator, max_workers: int) -> Graph:
+    sleepers = [_sleeper(i) for i in range(W3_NODES)]
+    return build_fanout(orch, f"fanout100_w{max_workers}", sleepers, max_workers=max_workers)
 
 
 async def bare_fanout100(max_workers: int) -> Update:

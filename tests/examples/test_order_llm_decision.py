@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,16 +40,6 @@ def _no_backoff() -> Iterator[None]:
 @pytest.fixture
 def openai_server() -> Iterator[FakeServer]:
     yield from running(fake_openai())
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.create(tmp_path / "shop.db")
-
-
-@pytest.fixture
-def queue() -> str:
-    return f"llm-orders-{uuid.uuid4().hex[:8]}"
 
 
 def llm_config(base_url: str) -> Config:

@@ -52,16 +52,6 @@ WAIT = 20.0  # seconds: an upper bound for anything a test awaits, so a bug fail
 # --- helpers ---
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.create(tmp_path / "shop.db")
-
-
-@pytest.fixture
-def queue() -> str:
-    return f"orders-{uuid.uuid4().hex[:8]}"
-
-
 async def start(
     client: Client, order: Order, queue: str, *, id: str | None = None
 ) -> WorkflowHandle[OrderProcessingWorkflow, OrderResult]:
