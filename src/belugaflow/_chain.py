@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from ._defaults import DEFAULTS
+from ._duration import to_seconds_or_none
 from ._errors import BelugaflowError, RunError, RunTimeoutError
 from ._events import Emit, Event, EventKind, Hook, make_emitter, stream_events
 from ._execute import DeadlineExceeded, StepCall, attempt_sync, call_async, call_sync
@@ -56,20 +58,16 @@ class Chain(RunnableBase):
         steps: Sequence[Callable[[Any], Any] | RunnableBase | Step],
         *,
         name: str = "chain",
-        timeout: float | timedelta | None = 300.0,
+        timeout: float | timedelta | None = DEFAULTS.chain_timeout,
         retry: RetryPolicy | None = None,
         breakers: BreakerRegistry | None = None,
         hooks: Sequence[Hook] = (),
     ) -> None:
         if not steps:
             raise ValueError(f"chain {name!r} needs at least one step")
-        if isinstance(timeout, timedelta):
-            timeout = timeout.total_seconds()
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"chain {name!r}: timeout must be > 0 seconds or None")
         self.name = name
-        self.timeout = timeout
-        default_retry = retry or RetryPolicy.default
+        self.timeout = to_seconds_or_none(timeout, f"chain {name!r}: timeout")
+        default_retry = retry or DEFAULTS.retry
         calls = []
         seen: set[str] = set()
         for index, raw in enumerate(steps):
@@ -80,11 +78,7 @@ class Chain(RunnableBase):
             seen.add(step_name)
             where = f"chain {name!r}: step {step_name!r}"
             kind = call_kind(step.fn, blocking=step.blocking, where=where)
-            step_timeout = (
-                step.timeout.total_seconds()
-                if isinstance(step.timeout, timedelta)
-                else step.timeout
-            )
+            step_timeout = to_seconds_or_none(step.timeout, f"{where}: timeout")
             if kind is CallKind.INLINE and step_timeout is not None:
                 kind = CallKind.THREAD  # only a thread can be abandoned when it times out
             if step.breaker is not None and breakers is not None:

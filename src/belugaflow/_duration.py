@@ -21,7 +21,7 @@ import re
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_duration", "parse_duration", "to_seconds", "to_seconds_or_none"]
 
 # Microseconds per unit, largest first; the order is also the required order in a value.
 _UNITS: dict[str, int] = {
@@ -43,6 +43,26 @@ _ACCEPTED = (
     "expected a number of seconds (30, 1.5) or numbers with units d, h, m, s, ms, us,"
     " largest unit first (300s, 5m, 1h30m, 1h 30m, 250ms, 2d)"
 )
+
+
+def to_seconds(value: float | timedelta, what: str) -> float:
+    """A positive duration, given as float seconds or a timedelta, in seconds.
+
+    Raises:
+        TypeError: ``value`` is neither a number nor a timedelta.
+        ValueError: ``value`` is not greater than zero (NaN included); ``what`` names it.
+    """
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{what} must be float seconds or a timedelta, got {value!r}")
+    if not seconds > 0:  # written so that NaN fails too
+        raise ValueError(f"{what} must be > 0 seconds, got {value!r}")
+    return float(seconds)
+
+
+def to_seconds_or_none(value: float | timedelta | None, what: str) -> float | None:
+    """As :func:`to_seconds`, with ``None`` (no limit) kept."""
+    return None if value is None else to_seconds(value, what)
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:

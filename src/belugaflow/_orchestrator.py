@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from ._chain import Chain, Step
+from ._defaults import DEFAULTS
+from ._duration import to_seconds, to_seconds_or_none
 from ._events import Hook
 from ._runnable import RunnableBase
 from .graph import CompiledGraph, Graph, Registry
@@ -24,10 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["Orchestrator"]
 
 
-def _seconds(value: float | timedelta | None) -> float | None:
-    return value.total_seconds() if isinstance(value, timedelta) else value
-
-
 class _Unset(enum.Enum):
     UNSET = enum.auto()
 
@@ -41,7 +39,8 @@ class Orchestrator:
 
     Everything built by one orchestrator shares its registry (names → callables, so a spec can
     travel to another process), its circuit breakers (one per dependency, by name) and its
-    event hooks. Defaults follow ``config.yaml``; ``max_retries=n`` means ``n + 1`` attempts.
+    event hooks. Defaults follow ``config.yaml`` (all of them in
+    :data:`~belugaflow._defaults.DEFAULTS`); ``max_retries=n`` means ``n + 1`` attempts.
 
     Args:
         chain_timeout: Seconds a whole chain may take (``orchestration.chain.timeout``).
@@ -50,7 +49,9 @@ class Orchestrator:
         graph_parallel: False runs a graph's ready nodes one at a time.
         graph_timeout: Seconds a whole graph run may take.
         graph_max_retries: Retries per graph node after the first attempt.
-        graph_max_steps: Most node runs in one graph run (bounds loops).
+        graph_max_steps: Most runs of nodes inside loops, in one graph run.
+        heartbeat_timeout: Durable graph runs: seconds a running node's worker may stay silent
+            before the node is retried elsewhere (``orchestration.graph.heartbeat_timeout``).
         workflow_task_queue: Temporal task queue of durable runs.
         workflow_timeout: Seconds a durable workflow may run (its execution timeout).
         workflow_max_retries: Retries of a hand-written workflow's activities, by default.
@@ -68,31 +69,33 @@ class Orchestrator:
     def __init__(
         self,
         *,
-        chain_timeout: float | timedelta | None = 300.0,
-        chain_max_retries: int = 3,
-        graph_max_workers: int = 10,
-        graph_parallel: bool = True,
-        graph_timeout: float | timedelta | None = 600.0,
-        graph_max_retries: int = 3,
-        graph_max_steps: int = 1000,
-        workflow_task_queue: str = "beluga-workflows",
-        workflow_timeout: float | timedelta | None = 3600.0,
-        workflow_max_retries: int = 5,
-        temporal_address: str = "localhost:7233",
-        temporal_namespace: str = "default",
-        metrics_prefix: str = "workflow",
+        chain_timeout: float | timedelta | None = DEFAULTS.chain_timeout,
+        chain_max_retries: int = DEFAULTS.max_retries,
+        graph_max_workers: int = DEFAULTS.max_workers,
+        graph_parallel: bool = DEFAULTS.parallel,
+        graph_timeout: float | timedelta | None = DEFAULTS.graph_timeout,
+        graph_max_retries: int = DEFAULTS.max_retries,
+        graph_max_steps: int = DEFAULTS.max_steps,
+        heartbeat_timeout: float | timedelta = DEFAULTS.heartbeat_timeout,
+        workflow_task_queue: str = DEFAULTS.task_queue,
+        workflow_timeout: float | timedelta | None = DEFAULTS.workflow_timeout,
+        workflow_max_retries: int = DEFAULTS.workflow_max_retries,
+        temporal_address: str = DEFAULTS.temporal_address,
+        temporal_namespace: str = DEFAULTS.temporal_namespace,
+        metrics_prefix: str = DEFAULTS.metrics_prefix,
         hooks: Sequence[Hook] = (),
         data_converter: DataConverter | None = None,
     ) -> None:
-        self.chain_timeout = _seconds(chain_timeout)
+        self.chain_timeout = to_seconds_or_none(chain_timeout, "chain_timeout")
         self.chain_retry = RetryPolicy.from_max_retries(chain_max_retries)
         self.graph_max_workers = graph_max_workers
         self.graph_parallel = graph_parallel
-        self.graph_timeout = _seconds(graph_timeout)
+        self.graph_timeout = to_seconds_or_none(graph_timeout, "graph_timeout")
         self.graph_retry = RetryPolicy.from_max_retries(graph_max_retries)
         self.graph_max_steps = graph_max_steps
+        self.heartbeat_timeout = to_seconds(heartbeat_timeout, "heartbeat_timeout")
         self.workflow_task_queue = workflow_task_queue
-        self.workflow_timeout = _seconds(workflow_timeout)
+        self.workflow_timeout = to_seconds_or_none(workflow_timeout, "workflow_timeout")
         self.workflow_retry = RetryPolicy.from_max_retries(workflow_max_retries)
         self.temporal_address = temporal_address
         self.temporal_namespace = temporal_namespace
@@ -123,6 +126,7 @@ class Orchestrator:
             graph_timeout=orchestration.graph.timeout,
             graph_max_retries=orchestration.graph.max_retries,
             graph_max_steps=orchestration.graph.max_steps,
+            heartbeat_timeout=orchestration.graph.heartbeat_timeout,
             workflow_task_queue=orchestration.workflow.task_queue,
             workflow_timeout=orchestration.workflow.timeout,
             workflow_max_retries=orchestration.workflow.max_retries,

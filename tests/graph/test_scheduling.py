@@ -428,11 +428,66 @@ async def test_runaway_loop_fails_with_max_steps_exceeded() -> None:
         assert err.state["count"] == 5
 
 
-def test_max_steps_counts_node_runs_exactly() -> None:
-    """max_steps is the number of node runs allowed: 4 loop turns + exit need exactly 5."""
-    assert counter_loop(4, max_steps=5).invoke({})["count"] == 4
-    with pytest.raises(MaxStepsExceededError):
-        counter_loop(4, max_steps=4).invoke({})
+def test_max_steps_counts_runs_of_loop_nodes_exactly() -> None:
+    """max_steps counts the runs of nodes inside loops: 4 turns of a one-node loop need exactly
+    4; the exit node, outside the loop, is free."""
+    assert counter_loop(4, max_steps=4).invoke({})["count"] == 4
+    with pytest.raises(MaxStepsExceededError, match="max_steps=3 runs of nodes inside loops"):
+        counter_loop(4, max_steps=3).invoke({})
+
+
+def test_nodes_before_and_after_a_loop_do_not_count() -> None:
+    """Only nodes on the loop's path count: a prologue and an epilogue longer than max_steps run."""
+    g = graph(max_steps=4)
+    for i in range(10):
+        g.add_node(f"pre{i}", lambda s: None)
+        if i:
+            g.add_edge(f"pre{i - 1}", f"pre{i}")
+    g.add_node("inc", lambda s: {"count": s.get("count", 0) + 1})
+    g.add_node("check", lambda s: None)
+    g.add_edge("pre9", "inc").add_edge("inc", "check")
+    g.add_conditional_edges(
+        "check", lambda s: "again" if s["count"] < 2 else "done", {"again": "inc", "done": "post0"}
+    )
+    for i in range(10):
+        g.add_node(f"post{i}", lambda s: None)
+        if i:
+            g.add_edge(f"post{i - 1}", f"post{i}")
+    g.set_entry_point("pre0").set_finish_point("post9")
+    assert g.invoke({}) == {"count": 2}  # 2 turns of 2 loop nodes: 4 counted, 20 free
+    g2 = graph(max_steps=3)
+    g2.add_node("inc", lambda s: {"count": s.get("count", 0) + 1})
+    g2.add_node("check", lambda s: None).add_node("end", lambda s: None)
+    g2.add_edge("inc", "check")
+    g2.add_conditional_edges(
+        "check", lambda s: "again" if s["count"] < 2 else "done", {"again": "inc", "done": "end"}
+    )
+    with pytest.raises(MaxStepsExceededError) as info:
+        g2.set_entry_point("inc").set_finish_point("end").invoke({})
+    assert info.value.node == "check"
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_a_dag_larger_than_max_steps_runs(asynchronous: bool) -> None:
+    """A loop-free graph of 1,002 nodes (root, 10 layers of 100, sink) runs with the default
+    max_steps of 1000: the bound is for loops, not for a graph's size."""
+    g = Graph("big")
+    g.add_node("root", lambda s: None)
+    previous = ["root"]
+    for layer in range(10):
+        names = [f"n{layer}_{i}" for i in range(100)]
+        for name in names:
+            g.add_node(name, lambda s, name=name: {name: True})
+            for before in previous:
+                g.add_edge(before, name)
+        previous = names
+    g.add_node("sink", lambda s: {"done": len(s)})
+    for before in previous:
+        g.add_edge(before, "sink")
+    g.set_entry_point("root").set_finish_point("sink")
+    assert g.compile().spec.max_steps == 1000
+    state = await g.ainvoke({}) if asynchronous else g.invoke({})
+    assert state["done"] == 1000
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])

@@ -230,7 +230,7 @@ def test_minimal_dict_takes_the_defaults() -> None:
         {"name": "m", "nodes": [{"name": "a", "ref": "r"}], "entry": ["a"], "finish": ["a"]}
     )
     assert (spec.version, spec.max_workers, spec.parallel, spec.max_steps) == (1, 10, True, 1000)
-    assert spec.timeout == 600.0 and spec.retry == RetryPolicy.default
+    assert spec.timeout == 600.0 and spec.retry.max_attempts == 4
     assert spec.nodes == (NodeSpec(name="a", ref="r"),)
 
 

@@ -75,7 +75,7 @@ async def test_outer_cancellation_is_not_a_timeout() -> None:
 @pytest.mark.parametrize("seconds", [0, -1, 0.0, timedelta(0)])
 def test_zero_or_negative_timeout_is_an_error(seconds: float | timedelta) -> None:
     """A zero or negative timeout raises ValueError: it could only ever fail."""
-    with pytest.raises(ValueError, match="timeout must be positive"):
+    with pytest.raises(ValueError, match="timeout must be > 0 seconds"):
         timeout_after(seconds, what="step")
 
 
@@ -106,5 +106,5 @@ async def test_deadline_feeds_timeout_after() -> None:
 
 def test_deadline_rejects_non_positive_budgets() -> None:
     """A zero or negative budget raises ValueError."""
-    with pytest.raises(ValueError, match="seconds must be positive"):
+    with pytest.raises(ValueError, match="seconds must be > 0 seconds"):
         Deadline.after(0)

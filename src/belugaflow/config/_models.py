@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from belugaflow._defaults import DEFAULTS
 from belugaflow._duration import format_duration, parse_duration
 from belugaflow._errors import MissingEnvVarError
 
@@ -208,9 +209,9 @@ class AppConfig(_Section):
 class ChainConfig(_Section):
     """The ``orchestration.chain`` section: defaults for chains (sequential pipelines)."""
 
-    timeout: PositiveDuration = timedelta(seconds=300)
+    timeout: PositiveDuration = timedelta(seconds=DEFAULTS.chain_timeout)
     """Timeout of a whole chain run. Duration, > 0. Default ``300s``."""
-    max_retries: _Int = Field(default=3, ge=0)
+    max_retries: _Int = Field(default=DEFAULTS.max_retries, ge=0)
     """Retries after the first attempt of a step fails; 0 means no retry. Default 3."""
 
     @property
@@ -222,16 +223,21 @@ class ChainConfig(_Section):
 class GraphConfig(_Section):
     """The ``orchestration.graph`` section: defaults for graphs."""
 
-    max_workers: _Int = Field(default=10, ge=1)
+    max_workers: _Int = Field(default=DEFAULTS.max_workers, ge=1)
     """Most nodes that run at the same time. Integer >= 1. Default 10."""
-    parallel_execution: bool = True
+    parallel_execution: bool = DEFAULTS.parallel
     """Run independent nodes concurrently; False runs one node at a time. Default true."""
-    timeout: PositiveDuration = timedelta(seconds=600)
+    timeout: PositiveDuration = timedelta(seconds=DEFAULTS.graph_timeout)
     """Timeout of a whole graph run. Duration, > 0. Default ``600s``."""
-    max_retries: _Int = Field(default=3, ge=0)
+    max_retries: _Int = Field(default=DEFAULTS.max_retries, ge=0)
     """Retries after the first attempt of a node fails; 0 means no retry. Default 3."""
-    max_steps: _Int = Field(default=1000, ge=1)
-    """Most node executions in one run, which stops runaway loops. Integer >= 1. Default 1000."""
+    max_steps: _Int = Field(default=DEFAULTS.max_steps, ge=1)
+    """Most runs of nodes that are part of a loop, in one run: stops runaway loops; a graph
+    without loops is not bounded by it. Integer >= 1. Default 1000."""
+    heartbeat_timeout: PositiveDuration = timedelta(seconds=DEFAULTS.heartbeat_timeout)
+    """Durable runs: how long a running node's worker may stay silent before the node is
+    retried on another worker (nodes heartbeat at a third of it). Duration, > 0. Default
+    ``10s``."""
 
     @property
     def max_attempts(self) -> int:
@@ -242,11 +248,11 @@ class GraphConfig(_Section):
 class WorkflowConfig(_Section):
     """The ``orchestration.workflow`` section: defaults for durable (Temporal) workflows."""
 
-    task_queue: str = Field(default="beluga-workflows", min_length=1)
+    task_queue: str = Field(default=DEFAULTS.task_queue, min_length=1)
     """Temporal task queue that workers poll. Default ``"beluga-workflows"``."""
-    timeout: PositiveDuration = timedelta(seconds=3600)
+    timeout: PositiveDuration = timedelta(seconds=DEFAULTS.workflow_timeout)
     """Timeout of a whole workflow execution. Duration, > 0. Default ``3600s``."""
-    max_retries: _Int = Field(default=5, ge=0)
+    max_retries: _Int = Field(default=DEFAULTS.workflow_max_retries, ge=0)
     """Retries after the first attempt of an activity fails; 0 means no retry. Default 5."""
 
     @property
@@ -269,9 +275,9 @@ class OrchestrationConfig(_Section):
 class TemporalConfig(_Section):
     """The ``temporal`` section: where the Temporal server is."""
 
-    address: str = Field(default="localhost:7233", min_length=1)
+    address: str = Field(default=DEFAULTS.temporal_address, min_length=1)
     """Temporal frontend address as ``host:port``. Default ``"localhost:7233"``."""
-    namespace: str = Field(default="default", min_length=1)
+    namespace: str = Field(default=DEFAULTS.temporal_namespace, min_length=1)
     """Temporal namespace. Default ``"default"``."""
 
 
@@ -410,7 +416,7 @@ class MetricsConfig(_Section):
 
     enabled: bool = True
     """Record metrics. Default true."""
-    prefix: str = Field(default="workflow", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    prefix: str = Field(default=DEFAULTS.metrics_prefix, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
     """Prefix of every metric name; letters, digits and ``_``, not starting with a digit.
     Default ``"workflow"``."""
 

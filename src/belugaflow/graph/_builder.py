@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Self
 
+from .._defaults import DEFAULTS
+from .._duration import to_seconds_or_none
 from .._errors import SpecError
 from .._events import Event, Hook
 from .._runnable import RunnableBase, call_kind
@@ -16,15 +18,6 @@ from ._registry import Registry
 from ._spec import EdgeSpec, GraphSpec, NodeSpec, RouterSpec
 
 __all__ = ["Graph"]
-
-
-def _seconds(value: float | timedelta | None, what: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds <= 0:
-        raise ValueError(f"{what} must be > 0 seconds or None, got {value!r}")
-    return seconds
 
 
 class Graph(RunnableBase):
@@ -48,10 +41,10 @@ class Graph(RunnableBase):
         self,
         name: str,
         *,
-        max_workers: int = 10,
-        parallel: bool = True,
-        max_steps: int = 1000,
-        timeout: float | timedelta | None = 600.0,
+        max_workers: int = DEFAULTS.max_workers,
+        parallel: bool = DEFAULTS.parallel,
+        max_steps: int = DEFAULTS.max_steps,
+        timeout: float | timedelta | None = DEFAULTS.graph_timeout,
         retry: RetryPolicy | None = None,
         version: int = 1,
         registry: Registry | None = None,
@@ -59,14 +52,12 @@ class Graph(RunnableBase):
         hooks: Sequence[Hook] = (),
     ) -> None:
         self.name = name
-        self._settings: dict[str, Any] = {
-            "max_workers": max_workers,
-            "parallel": parallel,
-            "max_steps": max_steps,
-            "timeout": _seconds(timeout, "timeout"),
-            "retry": retry or RetryPolicy.default,
-            "version": version,
-        }
+        self.version = version
+        self._max_workers = max_workers
+        self._parallel = parallel
+        self._max_steps = max_steps
+        self._timeout = to_seconds_or_none(timeout, "timeout")
+        self._retry = retry or DEFAULTS.retry
         self.registry = registry if registry is not None else Registry()
         self.breakers = breakers if breakers is not None else BreakerRegistry()
         self._hooks = tuple(hooks)
@@ -90,7 +81,7 @@ class Graph(RunnableBase):
 
     def _register(self, obj: object, local_name: str) -> str:
         """Register ``obj`` under its import path, or under a name unique to this graph."""
-        version = self._settings["version"]
+        version = self.version
         key = self.registry.key_for(obj, f"{self.name}@{version}.{local_name}")
         try:
             return self.registry.register(key, obj)
@@ -152,7 +143,7 @@ class Graph(RunnableBase):
             name=name,
             ref=ref,
             retry=retry,
-            timeout=_seconds(timeout, f"{where}: timeout"),
+            timeout=to_seconds_or_none(timeout, f"{where}: timeout"),
             breaker=breaker_name,
             blocking=blocking,
             short=short,
@@ -235,7 +226,12 @@ class Graph(RunnableBase):
             entry=self._entry,
             finish=self._finish,
             reducers=tuple(self._reducers.items()),
-            **self._settings,
+            version=self.version,
+            max_workers=self._max_workers,
+            parallel=self._parallel,
+            max_steps=self._max_steps,
+            timeout=self._timeout,
+            retry=self._retry,
         )
 
     def compile(self) -> CompiledGraph:

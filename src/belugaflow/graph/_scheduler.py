@@ -1,7 +1,7 @@
 """The scheduling semantics of a graph run, as a pure state machine.
 
-No I/O, no clock, no randomness: the drivers (sync, asyncio and, later, Temporal's workflow)
-call :meth:`Scheduler.start`, :meth:`~Scheduler.merge`, :meth:`~Scheduler.route` and
+No I/O, no clock, no randomness: the drivers (sync and asyncio in process, ``GraphWorkflow``
+on Temporal) call :meth:`Scheduler.start`, :meth:`~Scheduler.merge`, :meth:`~Scheduler.route` and
 :meth:`~Scheduler.finish`, and take nodes from :attr:`Scheduler.ready`. The rules:
 
 * A node runs once every forward in-edge is resolved — fired, or skipped because its source
@@ -13,6 +13,8 @@ call :meth:`Scheduler.start`, :meth:`~Scheduler.merge`, :meth:`~Scheduler.route`
   the router's only choice.
 * A key without a reducer may be written by two nodes only if one always runs before the other;
   otherwise the result would depend on timing, and the run fails with StateConflictError.
+* ``max_steps`` bounds the runs of nodes that are part of a loop; a loop-free graph of any size
+  runs to its end.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Scheduler:
 
     __slots__ = (
         "choice",
+        "loop_runs",
         "loops",
         "max_steps",
         "pending",
@@ -66,6 +69,8 @@ class Scheduler:
         self.choice: list[frozenset[int] | None] = [None] * size
         self.writer: dict[str, int] = {}
         self.steps = 0
+        """Node runs so far; the durable engine numbers its activities by it."""
+        self.loop_runs = 0
         self.max_steps = topo.spec.max_steps
         self.running = 0
         self.ready: deque[int] = deque()
@@ -85,23 +90,28 @@ class Scheduler:
         """Mark node ``i`` running; False if it must not start now (its loop is restarting).
 
         Raises:
-            MaxStepsExceededError: the run has used up ``max_steps``.
+            MaxStepsExceededError: the run's loops have used up ``max_steps``.
         """
         if self.loops and self._hold(i):
             return False
+        if self.topo.in_loop[i]:
+            self.loop_runs += 1
+            if self.loop_runs > self.max_steps:
+                self._too_many_steps(i)
         self.steps += 1
-        if self.steps > self.max_steps:
-            spec = self.topo.spec
-            raise MaxStepsExceededError(
-                f"{spec.name!r}: run exceeded max_steps={spec.max_steps} node steps before node"
-                f" {self.topo.names[i]!r}; a loop probably never takes its exit route",
-                graph=spec.name,
-                node=self.topo.names[i],
-                state=self.state,
-            )
         self.status[i] = RUNNING
         self.running += 1
         return True
+
+    def _too_many_steps(self, i: int) -> None:
+        spec = self.topo.spec
+        raise MaxStepsExceededError(
+            f"{spec.name!r}: run exceeded max_steps={spec.max_steps} runs of nodes inside loops"
+            f" before node {self.topo.names[i]!r}; a loop probably never takes its exit route",
+            graph=spec.name,
+            node=self.topo.names[i],
+            state=self.state,
+        )
 
     def merge(self, i: int, update: Any) -> None:
         """Merge node ``i``'s returned update into the state."""

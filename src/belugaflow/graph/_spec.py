@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from .._defaults import DEFAULTS
 from .._errors import SpecError
 from ..resilience import RetryPolicy
 from ._mermaid import to_mermaid
@@ -82,15 +83,16 @@ class GraphSpec:
     """Nodes whose completion ends the interesting part of the run; each must be reachable."""
     reducers: tuple[tuple[str, str], ...] = ()
     """``(state key, reducer key)``: how parallel writes to the key combine."""
-    max_workers: int = 10
+    max_workers: int = DEFAULTS.max_workers
     """Most nodes running at once."""
-    parallel: bool = True
+    parallel: bool = DEFAULTS.parallel
     """False runs ready nodes one at a time, in a stable order."""
-    max_steps: int = 1000
-    """Most node runs in one run; loops beyond it fail the run."""
-    timeout: float | None = 600.0
+    max_steps: int = DEFAULTS.max_steps
+    """Most runs of nodes that are part of a loop, in one run; a loop that needs more fails the
+    run. A graph without loops is not bounded by it."""
+    timeout: float | None = DEFAULTS.graph_timeout
     """Seconds the whole run may take; None means no limit."""
-    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy.default)
+    retry: RetryPolicy = field(default_factory=lambda: DEFAULTS.retry)
     """Retry policy for nodes that do not set their own."""
 
     def __post_init__(self) -> None:
@@ -162,11 +164,11 @@ class GraphSpec:
                 entry=tuple(data["entry"]),
                 finish=tuple(data["finish"]),
                 reducers=tuple(map(tuple, data.get("reducers", ()))),
-                max_workers=data.get("max_workers", 10),
-                parallel=data.get("parallel", True),
-                max_steps=data.get("max_steps", 1000),
-                timeout=data.get("timeout", 600.0),
-                retry=retry_from_dict(data["retry"]) if "retry" in data else RetryPolicy.default,
+                max_workers=data.get("max_workers", DEFAULTS.max_workers),
+                parallel=data.get("parallel", DEFAULTS.parallel),
+                max_steps=data.get("max_steps", DEFAULTS.max_steps),
+                timeout=data.get("timeout", DEFAULTS.graph_timeout),
+                retry=retry_from_dict(data["retry"]) if "retry" in data else DEFAULTS.retry,
             )
         except SpecError:
             raise

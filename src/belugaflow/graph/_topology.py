@@ -43,6 +43,9 @@ class Topology:
     """Bitset of the nodes that always finish before this one starts (forward graph)."""
     regions: Mapping[int, frozenset[int]]
     """Loop head -> the nodes a loop-back to it runs again (all it reaches forward)."""
+    in_loop: tuple[bool, ...]
+    """The node is part of a loop (on a path from a loop's head to an edge back to it): its
+    runs count towards ``max_steps``."""
 
     @classmethod
     def of(cls, spec: GraphSpec) -> Topology:
@@ -102,6 +105,13 @@ class Topology:
             indegree[i] += 1
         forward = [static_succ[s] + cond_succ[s] for s in range(size)]
         by_node = dict(enumerate(forward))
+        ancestors = _ancestors(forward)
+        regions = {t: frozenset(reachable(by_node, [t])) for _, t, _ in back}
+        in_loop = [False] * size
+        for source, head, _ in back:  # the loop: what the head reaches that reaches the source
+            for n in regions[head]:
+                if n == source or (ancestors[source] >> n) & 1:
+                    in_loop[n] = True
         return cls(
             spec=spec,
             names=names,
@@ -116,8 +126,9 @@ class Topology:
             indegree=tuple(indegree),
             entry=entry,
             is_entry=tuple(i in entry for i in range(size)),
-            ancestors=_ancestors(forward),
-            regions={t: frozenset(reachable(by_node, [t])) for _, t, _ in back},
+            ancestors=ancestors,
+            regions=regions,
+            in_loop=tuple(in_loop),
         )
 
 

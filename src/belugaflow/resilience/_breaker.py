@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import ParamSpec, TypedDict, TypeVar, Unpack
 
+from belugaflow._duration import to_seconds
 from belugaflow._errors import CircuitOpenError
-from belugaflow.resilience._timeout import _seconds
 
 __all__ = ["BreakerOptions", "BreakerRegistry", "CircuitBreaker", "CircuitState"]
 
@@ -158,7 +158,7 @@ class CircuitBreaker:
         # Public for introspection; treat them as read-only.
         self.name = name
         self.failure_threshold = failure_threshold
-        self.recovery_timeout = _seconds(recovery_timeout, "recovery_timeout")
+        self.recovery_timeout = to_seconds(recovery_timeout, "recovery_timeout")
         self.failure_rate_threshold = failure_rate_threshold
         self.window_size = window_size
         self.minimum_calls = minimum_calls

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, TypedDict, Unpack
 
-from belugaflow.resilience._timeout import _seconds
+from belugaflow._duration import to_seconds
 
 if TYPE_CHECKING:
     import temporalio.common
@@ -331,7 +331,7 @@ class RetryPolicy:
 
 
 def _positive_timedelta(value: timedelta | float, name: str) -> timedelta:
-    seconds = _seconds(value, name)  # validates both forms
+    seconds = to_seconds(value, name)  # validates both forms
     return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 

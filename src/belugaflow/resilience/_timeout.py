@@ -10,20 +10,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 
+from belugaflow._duration import to_seconds
 from belugaflow._errors import CallTimeoutError
 
 __all__ = ["Deadline", "timeout_after"]
-
-
-def _seconds(value: float | timedelta, name: str) -> float:
-    """Return ``value`` in seconds, rejecting anything that is not a positive duration."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise TypeError(f"{name} must be float seconds or a timedelta, got {value!r}")
-    # Written as `not >` so that NaN is rejected too.
-    if not seconds > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return float(seconds)
 
 
 def timeout_after(
@@ -56,7 +46,7 @@ def timeout_after(
     """
     if seconds is None:
         return _NO_TIMEOUT
-    return _TimeoutAfter(_seconds(seconds, "timeout"), what)
+    return _TimeoutAfter(to_seconds(seconds, "timeout"), what)
 
 
 class _TimeoutAfter(AbstractAsyncContextManager[None]):
@@ -146,7 +136,7 @@ class Deadline:
         Raises:
             ValueError: ``seconds`` is zero or negative.
         """
-        budget = _seconds(seconds, "seconds")
+        budget = to_seconds(seconds, "seconds")
         return cls(expires_at=clock() + budget, timeout=budget, clock=clock)
 
     def remaining(self) -> float:
