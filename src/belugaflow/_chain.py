@@ -13,8 +13,8 @@ from typing import Any
 from ._defaults import DEFAULTS
 from ._duration import to_seconds_or_none
 from ._errors import BelugaflowError, RunError, RunTimeoutError
-from ._events import Emit, Event, EventKind, Hook, make_emitter, stream_events
-from ._execute import DeadlineExceeded, StepCall, attempt_sync, call_async, call_sync
+from ._events import Event, EventKind, Hook, RunEvents, stream_events
+from ._execute import DeadlineExceeded, StepCall, arun_step, run_step
 from ._runnable import CallKind, RunnableBase, call_kind, run_blocking, sync_capable
 from .resilience import BreakerRegistry, CircuitBreaker, RetryPolicy
 
@@ -85,6 +85,7 @@ class Chain(RunnableBase):
                 breakers.register(step.breaker)
             calls.append(
                 StepCall(
+                    name,
                     step_name,
                     step.fn,  # type: ignore[arg-type]
                     kind,
@@ -96,7 +97,6 @@ class Chain(RunnableBase):
         self.steps: tuple[StepCall, ...] = tuple(calls)
         self._sync_ok = all(sync_capable(c.fn, c.kind) and c.timeout is None for c in calls)
         self._hooks = tuple(hooks)
-        self._emit = make_emitter(self._hooks)
 
     def __repr__(self) -> str:
         return f"<Chain {self.name!r}: {' -> '.join(s.name for s in self.steps)}>"
@@ -105,82 +105,75 @@ class Chain(RunnableBase):
     def is_sync(self) -> bool:
         return self._sync_ok
 
-    def _failed(self, error: BelugaflowError, step: str, value: Any, emit: Emit | None) -> None:
+    def _failed(
+        self, error: BelugaflowError, step: str, value: Any, events: RunEvents | None, began: float
+    ) -> None:
         if isinstance(error, RunError):
             error.state = {"step": step, "input": value}
-        if emit is not None:
-            emit(Event(EventKind.RUN_FAILED, self.name, step, error=error))
+        if events is not None:
+            events(EventKind.RUN_FAILED, step, error=error, duration=time.monotonic() - began)
 
     def invoke(self, input: Any) -> Any:
         """Run the steps on ``input`` and return the last step's output."""
         if not self._sync_ok:
             return run_blocking(self.ainvoke(input), what=f"chain {self.name!r}")
-        emit = self._emit
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        if emit is not None:
-            emit(Event(EventKind.RUN_STARTED, self.name, update=input))
+        events = RunEvents.open(self._hooks, self.name)
+        began = time.monotonic()
+        deadline = None if self.timeout is None else began + self.timeout
+        if events is not None:
+            events(EventKind.RUN_STARTED, update=input)
         value = input
-        name = self.name
         for step in self.steps:
             try:
                 if deadline is not None and time.monotonic() > deadline:
                     raise DeadlineExceeded
-                if step.plain and emit is None:  # one bare call; the attempt loop on failure
-                    try:
-                        value = step.fn(value)
-                    except Exception as first:
-                        value = call_sync(step, value, name, emit, deadline, first)
-                else:
-                    value = call_sync(step, value, name, emit, deadline)
+                value = run_step(step, value, events, deadline)
             except DeadlineExceeded as exc:
                 assert self.timeout is not None
-                error = RunTimeoutError(graph=name, timeout=self.timeout, node=step.name, state={})
-                self._failed(error, step.name, value, emit)
+                error = RunTimeoutError(
+                    graph=self.name, timeout=self.timeout, node=step.name, state={}
+                )
+                self._failed(error, step.name, value, events, began)
                 raise error from exc.__cause__
             except BelugaflowError as error:
-                self._failed(error, step.name, value, emit)
+                self._failed(error, step.name, value, events, began)
                 raise
-        if emit is not None:
-            emit(Event(EventKind.RUN_COMPLETED, self.name, update=value))
+        if events is not None:
+            events(EventKind.RUN_COMPLETED, update=value, duration=time.monotonic() - began)
         return value
 
     async def ainvoke(self, input: Any) -> Any:
         """Run the steps on ``input`` on the running loop; return the last step's output."""
-        return await self._arun(input, self._emit)
+        return await self._arun(input, self._hooks)
 
-    async def _arun(self, input: Any, emit: Emit | None) -> Any:
-        if emit is not None:
-            emit(Event(EventKind.RUN_STARTED, self.name, update=input))
+    async def _arun(self, input: Any, listeners: Sequence[Hook]) -> Any:
+        events = RunEvents.open(listeners, self.name)
+        began = time.monotonic()
+        if events is not None:
+            events(EventKind.RUN_STARTED, update=input)
         value = input
         current = self.steps[0]
         try:
             async with asyncio.timeout(self.timeout):
                 for current in self.steps:
-                    if current.kind is CallKind.INLINE:
-                        try:
-                            value = attempt_sync(current, value, self.name, emit, 1)
-                            continue
-                        except Exception as first:  # retries need sleeps
-                            value = await call_async(current, value, self.name, emit, first)
-                    else:
-                        value = await call_async(current, value, self.name, emit)
+                    value = await arun_step(current, value, events)
         except TimeoutError as exc:
             assert self.timeout is not None
             timed_out = RunTimeoutError(
                 graph=self.name, timeout=self.timeout, node=current.name, state={}
             )
-            self._failed(timed_out, current.name, value, emit)
+            self._failed(timed_out, current.name, value, events, began)
             raise timed_out from exc
         except BelugaflowError as error:
-            self._failed(error, current.name, value, emit)
+            self._failed(error, current.name, value, events, began)
             raise
-        if emit is not None:
-            emit(Event(EventKind.RUN_COMPLETED, self.name, update=value))
+        if events is not None:
+            events(EventKind.RUN_COMPLETED, update=value, duration=time.monotonic() - began)
         return value
 
     async def astream(self, input: Any) -> AsyncIterator[Event]:
         """Yield an event per step start, retry, completion and failure, as they happen."""
-        events = stream_events(self._hooks, lambda emit: self._arun(input, emit))
-        async with aclosing(events):  # closing this generator stops the run at once
-            async for event in events:
+        stream = stream_events(self._hooks, lambda listeners: self._arun(input, listeners))
+        async with aclosing(stream):  # closing this generator stops the run at once
+            async for event in stream:
                 yield event

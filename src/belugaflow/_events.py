@@ -1,7 +1,10 @@
 """Run events: what ``stream``/``astream`` yield and what observability hooks receive.
 
 One frozen object per event, so new fields never break existing hooks. Event names are stable
-(``belugaflow.node.completed`` ...) and safe to use as metric or log keys.
+(``belugaflow.node.completed`` ...) and safe to use as metric or log keys. Both engines emit the
+same events: in process from the drivers and the attempt loop; on Temporal from the activity
+that runs each node (in the worker that runs it) and from ``GraphWorkflow`` (run start, skips,
+run end; only while not replaying), each to the hooks of the orchestrator in that process.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Emit", "Event", "EventKind", "Hook", "make_emitter", "stream_events"]
+__all__ = ["Event", "EventKind", "Hook", "RunEvents", "new_run_id", "stream_events"]
 
 
 class EventKind(enum.Enum):
@@ -37,18 +42,27 @@ class Event:
     """What happened."""
     graph: str
     """Name of the graph or chain."""
+    run_id: str
+    """The run it belongs to: the workflow id on Temporal, a fresh id per run in process."""
     node: str | None = None
     """The node or step, for node events."""
     attempt: int = 0
     """1-based attempt number, for node started / completed / failed / retry events."""
     update: Mapping[str, Any] | Any = None
-    """The node's state update (graphs) or output (chains), on completion."""
+    """The node's state update (graphs) or output (chains), on completion; the input, on a
+    chain's start."""
     state: Mapping[str, Any] | None = None
-    """The final state, on run completion; the partial state on run failure."""
+    """The input state, on a graph run's start; the final state, on completion; the partial
+    state on run failure."""
     error: BaseException | None = field(default=None, compare=False)
     """The error, on failure and retry events."""
     delay: float | None = None
     """Seconds until the next attempt, on retry events."""
+    duration: float | None = None
+    """Seconds the attempt took (node completed, failed and retry events) or the run took (run
+    completed and failed events)."""
+    time: float = field(default_factory=time.time, compare=False)
+    """When it happened, in seconds since the epoch."""
 
     @property
     def name(self) -> str:
@@ -59,41 +73,61 @@ class Event:
 class Hook(Protocol):
     """Receives every event of every run it is attached to. Must not block or raise."""
 
-    def __call__(self, event: Event) -> None: ...
-
-
-Emit = Callable[[Event], None]
+    def __call__(self, event: Event, /) -> None: ...
 
 
 logger = logging.getLogger("belugaflow")
 
 
-def make_emitter(hooks: Sequence[Hook], extra: Emit | None = None) -> Emit | None:
-    """One callable that feeds every hook (and ``extra``); None when nobody listens."""
-    targets = [*hooks, *([extra] if extra is not None else [])]
-    if not targets:
-        return None
+def new_run_id() -> str:
+    """A fresh id for an in-process run."""
+    return uuid.uuid4().hex
 
-    def emit(event: Event) -> None:
-        for target in targets:
+
+class RunEvents:
+    """The events of one run: stamps each with the graph and run id and hands it to every
+    listener. Drivers hold ``None`` instead when nobody listens, so a run without listeners
+    pays one ``is None`` check per event it would have emitted."""
+
+    __slots__ = ("graph", "run_id", "targets")
+
+    def __init__(self, targets: Sequence[Hook], graph: str, run_id: str) -> None:
+        self.targets = targets
+        self.graph = graph
+        self.run_id = run_id
+
+    @classmethod
+    def open(
+        cls, targets: Sequence[Hook], graph: str, run_id: str | None = None
+    ) -> RunEvents | None:
+        """The events of a new run of ``graph``; None when ``targets`` is empty."""
+        if not targets:
+            return None
+        return cls(targets, graph, run_id or new_run_id())
+
+    def __call__(
+        self, kind: EventKind, node: str | None = None, attempt: int = 0, **fields: Any
+    ) -> None:
+        """Emit one event; ``fields`` are the other :class:`Event` fields."""
+        event = Event(kind, self.graph, self.run_id, node, attempt, **fields)
+        for target in self.targets:
             try:
                 target(event)
             except Exception:  # an observer must never break the run it observes
                 logger.exception("event hook %r failed on %s", target, event.name)
 
-    return emit
-
 
 async def stream_events(
-    hooks: Sequence[Hook], run: Callable[[Emit | None], Awaitable[object]]
+    hooks: Sequence[Hook], run: Callable[[Sequence[Hook]], Awaitable[object]]
 ) -> AsyncGenerator[Event, None]:
-    """Start ``run(emit)`` and yield its events as they happen; then re-raise its error."""
+    """Start ``run(listeners)`` — ``hooks`` plus this stream — and yield its events as they
+    happen; then re-raise its error."""
     events: asyncio.Queue[Event | None] = asyncio.Queue()
-    emit = make_emitter(hooks, events.put_nowait)
+    listen: Hook = events.put_nowait
 
     async def runner() -> None:
         try:
-            await run(emit)
+            await run([*hooks, listen])
         finally:
             events.put_nowait(None)
 

@@ -1,37 +1,52 @@
-"""One attempt loop for every step of every engine: retry, timeout, circuit breaker.
+"""How every node and chain step runs, on every engine: attempts, retries, timeout, breaker and
+their events, in one place.
 
-Chains and graphs call :func:`call_sync` (no event loop) or :func:`call_async`. Both apply the
-step's :class:`~belugaflow.resilience.RetryPolicy` the same way and raise
-:class:`~belugaflow.NodeFailedError` with the last error chained once no retry is left.
+* :func:`attempt_sync` and :func:`attempt_async` make one attempt: through the step's circuit
+  breaker, within its timeout, with ``node.started`` before and ``node.completed`` after. A
+  failed attempt gets its verdict from the step's :class:`~belugaflow.resilience.RetryPolicy`:
+  :class:`Retry` (``node.retry_scheduled`` emitted) or :class:`~belugaflow.NodeFailedError`
+  (``node.failed`` emitted), the attempt's error chained.
+* In process, :func:`run_step` (sync drivers), :func:`start_step` (the asyncio graph driver)
+  and :func:`arun_step` (chains, LLM calls) make the first attempt — a bare call for a plain
+  function when nobody listens — and loop over the verdicts, sleeping between attempts.
+* On Temporal, each activity makes one attempt with the attempt number Temporal gives it and
+  hands the verdict back to Temporal, which does the sleeping (``temporal/_activities.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from ._errors import CircuitOpenError, NodeFailedError
-from ._events import Emit, Event, EventKind
+from ._events import EventKind, RunEvents
 from ._runnable import CallKind
 from .resilience import CircuitBreaker, RetryPolicy, backoff_disabled, timeout_after
 
 __all__ = [
     "DeadlineExceeded",
+    "Pending",
+    "Retry",
     "StepCall",
+    "arun_step",
     "attempt_async",
     "attempt_sync",
-    "call_async",
-    "call_sync",
+    "run_step",
+    "start_step",
 ]
+
+_STARTED, _COMPLETED = EventKind.NODE_STARTED, EventKind.NODE_COMPLETED
 
 
 @dataclass(frozen=True, slots=True)
 class StepCall:
-    """A step ready to be called: the callable, how to call it and its policies."""
+    """A step ready to be called: where it belongs, the callable, how to call it, its policies."""
 
+    graph: str
+    """The graph or chain, for errors and events."""
     name: str
     fn: Callable[[Any], Any]
     kind: CallKind
@@ -45,42 +60,71 @@ class StepCall:
         return self.kind is CallKind.INLINE and self.breaker is None
 
 
-def _retry_or_raise(
-    step: StepCall, graph: str, attempt: int, error: Exception, started: float, emit: Emit | None
-) -> float:
-    """Return the delay before the next attempt, or raise NodeFailedError."""
-    delay = step.retry.next_delay(attempt, error, time.monotonic() - started)
-    if delay is None:
-        failure = NodeFailedError(
-            graph=graph,
-            node=step.name,
-            attempt=attempt,
-            max_attempts=step.retry.max_attempts,
-            cause=error,
-        )
-        if emit is not None:
-            emit(Event(EventKind.NODE_FAILED, graph, step.name, attempt, error=failure))
-        raise failure from error
-    if backoff_disabled():
-        delay = 0.0
-    if emit is not None:
-        emit(
-            Event(
-                EventKind.NODE_RETRY_SCHEDULED, graph, step.name, attempt, error=error, delay=delay
-            )
-        )
-    return delay
+class Retry(Exception):
+    """The verdict on a failed attempt that may be retried: wait ``delay`` seconds first.
+
+    Never escapes this package: the in-process loops sleep and try again, the durable engine
+    hands the delay to Temporal. The attempt's error is the ``__cause__``.
+    """
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
 
 
 class DeadlineExceeded(Exception):
     """The run's deadline passed between two sync attempts (the engine adds the context)."""
 
 
-def attempt_sync(step: StepCall, arg: Any, graph: str, emit: Emit | None, attempt: int) -> Any:
-    """Make one attempt of a sync-capable step; its error propagates untouched."""
+def _verdict(
+    step: StepCall,
+    attempt: int,
+    error: Exception,
+    elapsed: float,
+    duration: float,
+    events: RunEvents | None,
+) -> Retry | NodeFailedError:
+    """What follows a failed attempt, by the retry policy; its event emitted."""
+    delay = step.retry.next_delay(attempt, error, elapsed)
+    if delay is None:
+        failure = NodeFailedError(
+            graph=step.graph,
+            node=step.name,
+            attempt=attempt,
+            max_attempts=step.retry.max_attempts,
+            cause=error,
+        )
+        if events is not None:
+            events(EventKind.NODE_FAILED, step.name, attempt, error=failure, duration=duration)
+        return failure
+    if backoff_disabled():
+        delay = 0.0
+    if events is not None:
+        events(
+            EventKind.NODE_RETRY_SCHEDULED,
+            step.name,
+            attempt,
+            error=error,
+            delay=delay,
+            duration=duration,
+        )
+    return Retry(delay)
+
+
+def attempt_sync(
+    step: StepCall, arg: Any, events: RunEvents | None, attempt: int, first_began: float
+) -> Any:
+    """Make one attempt of a sync-capable step (``first_began``: when the first attempt began,
+    ``time.monotonic()``, for the policy's time budget).
+
+    Raises:
+        Retry: the attempt failed and may be retried.
+        NodeFailedError: the attempt failed and no retry is left.
+    """
     breaker = step.breaker
-    if emit is not None:
-        emit(Event(EventKind.NODE_STARTED, graph, step.name, attempt))
+    if events is not None:
+        events(_STARTED, step.name, attempt)
+    began = time.monotonic()
     try:
         if breaker is not None:
             breaker.before_call()
@@ -91,43 +135,13 @@ def attempt_sync(step: StepCall, arg: Any, graph: str, emit: Emit | None, attemp
     except Exception as error:
         if breaker is not None and not isinstance(error, CircuitOpenError):
             breaker.on_failure(error)
-        raise
+        ended = time.monotonic()
+        raise _verdict(step, attempt, error, ended - first_began, ended - began, events) from error
     if breaker is not None:
         breaker.on_success()
-    if emit is not None:
-        emit(Event(EventKind.NODE_COMPLETED, graph, step.name, attempt, update=result))
+    if events is not None:
+        events(_COMPLETED, step.name, attempt, update=result, duration=time.monotonic() - began)
     return result
-
-
-def call_sync(
-    step: StepCall,
-    arg: Any,
-    graph: str,
-    emit: Emit | None,
-    deadline: float | None,
-    failed: Exception | None = None,
-) -> Any:
-    """Call a sync-capable step with its policies, without an event loop.
-
-    A plain sync call cannot be interrupted, so the run's ``deadline`` (monotonic seconds) is
-    checked before each backoff sleep instead. ``failed`` continues after a first attempt that
-    the caller made itself and saw fail.
-    """
-    started = time.monotonic()
-    attempt = 0 if failed is None else 1
-    error = failed
-    while True:
-        if error is not None:
-            delay = _retry_or_raise(step, graph, attempt, error, started, emit)
-            if deadline is not None and time.monotonic() + delay >= deadline:
-                raise DeadlineExceeded from error
-            if delay:
-                time.sleep(delay)
-        attempt += 1
-        try:
-            return attempt_sync(step, arg, graph, emit, attempt)
-        except Exception as exc:
-            error = exc
 
 
 async def _call_once(step: StepCall, arg: Any, attempt: int) -> Any:
@@ -146,57 +160,130 @@ async def _call_once(step: StepCall, arg: Any, attempt: int) -> Any:
         return await awaitable
 
 
-async def attempt_async(step: StepCall, arg: Any, attempt: int) -> Any:
-    """Make one attempt of any step, through its breaker; its error propagates untouched.
+async def attempt_async(
+    step: StepCall, arg: Any, events: RunEvents | None, attempt: int, first_began: float
+) -> Any:
+    """Make one attempt of any step, within its timeout; as :func:`attempt_sync` otherwise.
 
-    The durable engine calls this once per activity attempt: Temporal does the retrying.
+    Raises:
+        Retry: the attempt failed and may be retried.
+        NodeFailedError: the attempt failed and no retry is left.
     """
     breaker = step.breaker
+    if events is not None:
+        events(_STARTED, step.name, attempt)
+    began = time.monotonic()
     try:
         if breaker is not None:
             breaker.before_call()
-        result = await _call_once(step, arg, attempt)
+        if step.kind is CallKind.ASYNC and step.timeout is None:
+            result = await step.fn(arg)  # the common case, one coroutine frame less
+        else:
+            result = await _call_once(step, arg, attempt)
     except Exception as error:
         if breaker is not None and not isinstance(error, CircuitOpenError):
             breaker.on_failure(error)
-        raise
+        ended = time.monotonic()
+        raise _verdict(step, attempt, error, ended - first_began, ended - began, events) from error
     except BaseException as error:  # cancelled: free a half-open probe, count nothing
         if breaker is not None:
             breaker.on_failure(error)
         raise
     if breaker is not None:
         breaker.on_success()
+    if events is not None:
+        events(_COMPLETED, step.name, attempt, update=result, duration=time.monotonic() - began)
     return result
 
 
-async def call_async(
-    step: StepCall, arg: Any, graph: str, emit: Emit | None, failed: Exception | None = None
-) -> Any:
-    """Call any step with its policies; timeouts cancel the attempt.
+def run_step(step: StepCall, arg: Any, events: RunEvents | None, deadline: float | None) -> Any:
+    """Run a sync-capable step to its result, retrying by its policy, without an event loop.
 
-    ``failed`` continues after a first attempt that the caller made inline and saw fail.
+    A plain function with nobody listening is first called bare (the common case costs one
+    call); the attempt loop takes over after a failure. A running sync call cannot be
+    interrupted, so the run's ``deadline`` (``time.monotonic()``) is checked before each
+    backoff sleep instead.
+
+    Raises:
+        NodeFailedError: the last attempt failed.
+        DeadlineExceeded: the deadline would pass before the next attempt.
     """
-    fast = step.kind is CallKind.ASYNC and step.timeout is None and step.breaker is None
-    started = time.monotonic()
-    attempt = 0 if failed is None else 1
-    error = failed
-    while True:
-        if error is not None:
-            delay = _retry_or_raise(step, graph, attempt, error, started, emit)
-            if delay:
-                await asyncio.sleep(delay)
-            error = None
-        attempt += 1
-        if emit is not None:
-            emit(Event(EventKind.NODE_STARTED, graph, step.name, attempt))
+    if step.plain and events is None:
         try:
-            if fast:  # skip two coroutine frames in the common case
-                result = await step.fn(arg)
-            else:
-                result = await attempt_async(step, arg, attempt)
-        except Exception as exc:
-            error = exc
-            continue
-        if emit is not None:
-            emit(Event(EventKind.NODE_COMPLETED, graph, step.name, attempt, update=result))
-        return result
+            return step.fn(arg)
+        except Exception as error:
+            first_began = time.monotonic()  # the bare call is not timed: the budget starts now
+            verdict = _verdict(step, 1, error, 0.0, 0.0, None)
+            if isinstance(verdict, NodeFailedError):
+                raise verdict from error
+            failed: BaseException | None = error
+            attempt, delay = 2, verdict.delay
+    else:
+        first_began = time.monotonic()
+        try:
+            return attempt_sync(step, arg, events, 1, first_began)
+        except Retry as retry:
+            failed, attempt, delay = retry.__cause__, 2, retry.delay
+    while True:
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            raise DeadlineExceeded from failed
+        if delay:
+            time.sleep(delay)
+        try:
+            return attempt_sync(step, arg, events, attempt, first_began)
+        except Retry as retry:
+            failed, attempt, delay = retry.__cause__, attempt + 1, retry.delay
+
+
+class Pending:
+    """A step that :func:`start_step` could not finish at once: await or schedule ``rest``."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self, rest: Coroutine[Any, Any, Any]) -> None:
+        self.rest = rest
+
+
+def start_step(step: StepCall, arg: Any, events: RunEvents | None) -> Any:
+    """Start a step on an asyncio driver: a plain sync function's first attempt runs now, on
+    the scheduler, and its result comes back; anything else (and a retry) comes back as a
+    :class:`Pending` whose ``rest`` finishes the step.
+
+    Raises:
+        NodeFailedError: a plain function's first attempt failed and may not be retried.
+    """
+    first_began = time.monotonic()
+    if step.kind is not CallKind.INLINE:
+        return Pending(_attempts(step, arg, events, 1, 0.0, first_began))
+    try:
+        return attempt_sync(step, arg, events, 1, first_began)
+    except Retry as retry:  # sleeps need the loop: continue in a coroutine
+        return Pending(_attempts(step, arg, events, 2, retry.delay, first_began))
+
+
+async def arun_step(step: StepCall, arg: Any, events: RunEvents | None) -> Any:
+    """Run any step to its result on the running loop, retrying by its policy.
+
+    Raises:
+        NodeFailedError: the last attempt failed.
+    """
+    started = start_step(step, arg, events)
+    return await started.rest if type(started) is Pending else started
+
+
+async def _attempts(
+    step: StepCall,
+    arg: Any,
+    events: RunEvents | None,
+    attempt: int,
+    delay: float,
+    first_began: float,
+) -> Any:
+    """Attempts from number ``attempt`` on, ``delay`` seconds after the one before failed."""
+    while True:
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            return await attempt_async(step, arg, events, attempt, first_began)
+        except Retry as retry:
+            attempt, delay = attempt + 1, retry.delay

@@ -273,7 +273,9 @@ class Orchestrator:
     async def list_workflows(
         self, *, status: str | None = None, limit: int = 100
     ) -> list[WorkflowSummary]:
-        """The newest workflows, optionally only those with ``status`` (e.g. ``"running"``)."""
+        """The newest workflows (at most ``limit``), optionally only those with ``status``:
+        ``running``, ``completed``, ``failed``, ``canceled``, ``terminated``, ``timed_out`` or
+        ``continued_as_new``; any other name raises ``ValueError``."""
         from .temporal._client import list_workflows
 
         return await list_workflows(await self.client(), status=status, limit=limit)
@@ -282,7 +284,13 @@ class Orchestrator:
         self, runnable: RunnableBase, input: Any, *, engine: Literal["local", "temporal"] = "local"
     ) -> Any:
         """Run a chain or graph and return its result: in process, or durably on Temporal
-        (graphs; a worker for this orchestrator must be polling the task queue)."""
+        (graphs; a worker for this orchestrator must be polling the task queue).
+
+        Raises:
+            RunError: the run failed, on either engine as the same subclass
+                (:class:`~belugaflow.NodeFailedError`, :class:`~belugaflow.RunTimeoutError`,
+                ...); see ``TemporalEngine.run`` for the durable details.
+        """
         if engine == "local":
             return await runnable.ainvoke(input)
         if not isinstance(runnable, Graph | CompiledGraph):
@@ -292,5 +300,9 @@ class Orchestrator:
             )
         from .temporal._engine import TemporalEngine
 
-        engine_ = TemporalEngine(await self.client(), task_queue=self.workflow_task_queue)
-        return await engine_.run(runnable, input)
+        durable = TemporalEngine(
+            await self.client(),
+            task_queue=self.workflow_task_queue,
+            heartbeat_timeout=self.heartbeat_timeout,
+        )
+        return await durable.run(runnable, input)

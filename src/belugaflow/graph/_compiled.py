@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
 from .._errors import BelugaflowError
-from .._events import Emit, Event, EventKind, Hook, make_emitter, stream_events
+from .._events import Event, EventKind, Hook, RunEvents, stream_events
 from .._runnable import RunnableBase, run_blocking
 from ..resilience import BreakerRegistry
 from ._local import run_async, run_sync
@@ -38,7 +39,6 @@ class CompiledGraph(RunnableBase):
         self.registry = registry
         self._plan = compile_plan(spec, registry, breakers or BreakerRegistry())
         self._hooks = tuple(hooks)
-        self._emit = make_emitter(self._hooks)
 
     def __repr__(self) -> str:
         return (
@@ -71,34 +71,35 @@ class CompiledGraph(RunnableBase):
         if not self._plan.sync_ok:
             return run_blocking(self.ainvoke(input), what=f"graph {self.spec.name!r}")
         state = self._state(input)
-        emit = self._emit
-        if emit is None:
+        events = RunEvents.open(self._hooks, self.spec.name)
+        if events is None:
             return run_sync(self._plan, state, None)
-        emit(Event(EventKind.RUN_STARTED, self.spec.name, state=dict(state)))
+        began = time.monotonic()
+        events(EventKind.RUN_STARTED, state=dict(state))
         try:
-            result = run_sync(self._plan, state, emit)
+            result = run_sync(self._plan, state, events)
         except BelugaflowError as error:
-            emit(Event(EventKind.RUN_FAILED, self.spec.name, error=error, state=_state_of(error)))
+            _run_failed(events, error, began)
             raise
-        emit(Event(EventKind.RUN_COMPLETED, self.spec.name, state=result))
+        events(EventKind.RUN_COMPLETED, state=result, duration=time.monotonic() - began)
         return result
 
     async def ainvoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
         """Run the graph on ``input`` on the running loop and return the final state."""
-        return await self._arun(self._state(input), self._emit)
+        return await self._arun(self._state(input), self._hooks)
 
-    async def _arun(self, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
-        spec = self.spec
-        if emit is not None:
-            emit(Event(EventKind.RUN_STARTED, spec.name, state=dict(state)))
+    async def _arun(self, state: dict[str, Any], listeners: Sequence[Hook]) -> dict[str, Any]:
+        events = RunEvents.open(listeners, self.spec.name)
+        if events is None:
+            return await run_async(self._plan, state, None)
+        began = time.monotonic()
+        events(EventKind.RUN_STARTED, state=dict(state))
         try:
-            result = await run_async(self._plan, state, emit)
+            result = await run_async(self._plan, state, events)
         except BelugaflowError as error:
-            if emit is not None:
-                emit(Event(EventKind.RUN_FAILED, spec.name, error=error, state=_state_of(error)))
+            _run_failed(events, error, began)
             raise
-        if emit is not None:
-            emit(Event(EventKind.RUN_COMPLETED, spec.name, state=result))
+        events(EventKind.RUN_COMPLETED, state=result, duration=time.monotonic() - began)
         return result
 
     async def astream(self, input: Mapping[str, Any]) -> AsyncIterator[Event]:
@@ -107,15 +108,20 @@ class CompiledGraph(RunnableBase):
         If the run fails, the ``run.failed`` event is yielded, then the error is raised.
         """
         state = self._state(input)
-        events = stream_events(self._hooks, lambda emit: self._arun(state, emit))
-        async with aclosing(events):  # closing this generator stops the run at once
-            async for event in events:
+        stream = stream_events(self._hooks, lambda listeners: self._arun(state, listeners))
+        async with aclosing(stream):  # closing this generator stops the run at once
+            async for event in stream:
                 yield event
 
 
-def _state_of(error: BaseException) -> dict[str, Any] | None:
+def _run_failed(events: RunEvents, error: BaseException, began: float) -> None:
     state = getattr(error, "state", None)
-    return dict(state) if state is not None else None
+    events(
+        EventKind.RUN_FAILED,
+        error=error,
+        state=dict(state) if state is not None else None,
+        duration=time.monotonic() - began,
+    )
 
 
 class SubgraphNode(RunnableBase):

@@ -9,13 +9,12 @@ from types import MappingProxyType
 from typing import Any
 
 from .._errors import RunError, RunTimeoutError
-from .._events import Emit, Event, EventKind
-from .._execute import DeadlineExceeded, attempt_sync, call_async, call_sync
-from .._runnable import CallKind
+from .._events import EventKind, RunEvents
+from .._execute import DeadlineExceeded, Pending, run_step, start_step
 from ._plan import Plan, RouterCall
 from ._scheduler import Scheduler
 
-__all__ = ["run_async", "run_sync"]
+__all__ = ["emit_skips", "run_async", "run_sync"]
 
 
 def _router_error(plan: Plan, i: int, error: Exception, state: Mapping[str, Any]) -> RunError:
@@ -28,15 +27,16 @@ def _router_error(plan: Plan, i: int, error: Exception, state: Mapping[str, Any]
     )
 
 
-def _emit_skips(sched: Scheduler, emit: Emit) -> None:
+def emit_skips(sched: Scheduler, events: RunEvents) -> None:
+    """Emit ``node.skipped`` for the nodes skipped since the last call."""
     skipped = sched.skipped
     if skipped:
         for n in skipped:
-            emit(Event(EventKind.NODE_SKIPPED, sched.topo.spec.name, sched.topo.names[n]))
+            events(EventKind.NODE_SKIPPED, sched.topo.names[n])
         skipped.clear()
 
 
-def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
+def run_sync(plan: Plan, state: dict[str, Any], events: RunEvents | None) -> dict[str, Any]:
     """Run a graph whose nodes and routers are all sync, one node at a time.
 
     The run's timeout is checked between nodes and before retry sleeps: a plain sync call
@@ -44,13 +44,12 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
     """
     spec = plan.spec
     graph = spec.name
-    sched = Scheduler(plan.topology, plan.reducers, state, record_skips=emit is not None)
+    sched = Scheduler(plan.topology, plan.reducers, state, record_skips=events is not None)
     view = MappingProxyType(state)
     ready = sched.ready
     steps = plan.steps
     routers = plan.routers
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    plain = plan.plain if emit is None else (False,) * len(steps)  # events need the loop
     i = -1
     try:
         while ready:
@@ -59,15 +58,7 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
                 continue
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded
-            step = steps[i]
-            if plain[i]:  # the common case: one bare call, the attempt loop only on failure
-                try:
-                    update = step.fn(view)
-                except Exception as error:
-                    update = call_sync(step, view, graph, emit, deadline, error)
-            else:
-                update = call_sync(step, view, graph, emit, deadline)
-            sched.merge(i, update)
+            sched.merge(i, run_step(steps[i], view, events, deadline))
             router: RouterCall | None = routers[i]
             if router is None:
                 sched.finish(i)
@@ -77,8 +68,8 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
                 except Exception as error:
                     raise _router_error(plan, i, error, state) from error
                 sched.finish(i, sched.route(i, result))
-            if emit is not None:
-                _emit_skips(sched, emit)
+            if events is not None:
+                emit_skips(sched, events)
     except DeadlineExceeded as exc:
         assert spec.timeout is not None
         raise RunTimeoutError(
@@ -90,7 +81,7 @@ def run_sync(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, 
     return state
 
 
-async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dict[str, Any]:
+async def run_async(plan: Plan, state: dict[str, Any], events: RunEvents | None) -> dict[str, Any]:
     """Run any graph on the running event loop, at most ``max_workers`` nodes at once.
 
     The run's timeout cancels every running task. Plain sync nodes run inline on the scheduler
@@ -101,7 +92,7 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
     spec = plan.spec
     graph = spec.name
     limit = spec.max_workers if spec.parallel else 1
-    sched = Scheduler(plan.topology, plan.reducers, state, record_skips=emit is not None)
+    sched = Scheduler(plan.topology, plan.reducers, state, record_skips=events is not None)
     view = MappingProxyType(state)
     ready = sched.ready
     steps = plan.steps
@@ -119,12 +110,12 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
             except Exception as error:
                 raise _router_error(plan, i, error, state) from error
             sched.finish(i, sched.route(i, result))
-        if emit is not None:
-            _emit_skips(sched, emit)
+        if events is not None:
+            emit_skips(sched, events)
 
     def finish_plain(i: int, update: Any) -> bool:
         """The common case without an awaitable router, with no coroutine; False otherwise."""
-        if routers[i] is not None or emit is not None:
+        if routers[i] is not None or events is not None:
             return False
         sched.merge(i, update)
         sched.finish(i)
@@ -150,17 +141,11 @@ async def run_async(plan: Plan, state: dict[str, Any], emit: Emit | None) -> dic
                     i = ready.popleft()
                     if not sched.start(i):
                         continue
-                    step = steps[i]
-                    if step.kind is CallKind.INLINE:
-                        try:
-                            update = attempt_sync(step, view, graph, emit, 1)
-                        except Exception as error:  # retries need sleeps: continue in a task
-                            spawn(i, call_async(step, view, graph, emit, error))
-                        else:
-                            if not finish_plain(i, update):
-                                await complete(i, update)
-                    else:
-                        spawn(i, call_async(step, view, graph, emit))
+                    update = start_step(steps[i], view, events)
+                    if type(update) is Pending:
+                        spawn(i, update.rest)
+                    elif not finish_plain(i, update):
+                        await complete(i, update)
                 if not running:
                     return state
                 if not finished:

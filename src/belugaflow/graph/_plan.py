@@ -33,8 +33,6 @@ class Plan:
 
     topology: Topology
     steps: tuple[StepCall, ...]
-    plain: tuple[bool, ...]
-    """Per node: a plain function without a breaker (see ``StepCall.plain``)."""
     routers: tuple[RouterCall | None, ...]
     reducers: Mapping[str, Reducer]
     sync_ok: bool
@@ -88,7 +86,7 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
         if kind is CallKind.INLINE and node.timeout is not None:
             kind = CallKind.THREAD  # a plain call can't be interrupted; a thread can be abandoned
         retry = node.retry if node.retry is not None else spec.retry
-        steps.append(StepCall(node.name, fn, kind, retry, node.timeout, breaker))
+        steps.append(StepCall(spec.name, node.name, fn, kind, retry, node.timeout, breaker))
 
     index = {node.name: i for i, node in enumerate(spec.nodes)}
     routers: list[RouterCall | None] = [None] * len(spec.nodes)
@@ -115,7 +113,6 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
     return Plan(
         topology=Topology.of(spec),
         steps=tuple(steps),
-        plain=tuple(step.plain for step in steps),
         routers=tuple(routers),
         reducers=reducers,
         sync_ok=sync_ok,

@@ -3,7 +3,7 @@
 A provider subclass only makes one attempt (:meth:`ProviderModel._send`,
 :meth:`ProviderModel._send_stream`) and maps its SDK's errors to :mod:`._errors`; everything
 around the attempt is here, and the retry loop itself is the engines' own
-(:func:`belugaflow._execute.call_async`), so a policy means the same for nodes and for models.
+(:func:`belugaflow._execute.arun_step`), so a policy means the same for nodes and for models.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Generic, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from belugaflow._errors import CircuitOpenError, NodeFailedError
-from belugaflow._execute import StepCall, call_async
+from belugaflow._execute import StepCall, arun_step
 from belugaflow._runnable import CallKind
 from belugaflow.config import Secret
 from belugaflow.resilience import BreakerOptions, BreakerRegistry, CircuitBreaker, RetryPolicy
@@ -342,9 +342,11 @@ class ProviderModel(ChatModel, Generic[C]):
 
     async def _retrying(self, fn: Callable[[_Attempts], Awaitable[T]], attempt: _Attempts) -> T:
         """Run ``fn`` under the retry policy and breaker; re-raise the last error itself."""
-        step = StepCall(self.label, fn, CallKind.ASYNC, self.retry, None, self.breaker)
+        step = StepCall(
+            f"llm {self.label}", self.label, fn, CallKind.ASYNC, self.retry, None, self.breaker
+        )
         try:
-            result: T = await call_async(step, attempt, f"llm {self.label}", None)
+            result: T = await arun_step(step, attempt, None)
             return result
         except NodeFailedError as failed:
             error = failed.__cause__ or failed

@@ -10,15 +10,19 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError, TimeoutError, TimeoutType
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from .._errors import RunError
+from .._defaults import DEFAULTS
+from .._errors import RunError, RunTimeoutError
+from .._events import Hook
 from ..graph import CompiledGraph, Graph, GraphSpec, Registry
 from ..resilience import BreakerRegistry
 from ._activities import GraphActivities
+from ._failures import restore_run_error
 from ._messages import GraphInput
-from ._workflow import GraphWorkflow
+from ._workflow import EventsInterceptor, GraphWorkflow
 
 __all__ = ["TemporalEngine", "graph_worker"]
 
@@ -29,17 +33,23 @@ def graph_worker(
     task_queue: str,
     registry: Registry,
     breakers: BreakerRegistry | None = None,
+    hooks: Sequence[Hook] = (),
     workflows: Sequence[type] = (),
     activities: Sequence[Callable[..., Any]] = (),
     **options: Any,
 ) -> Worker:
     """A worker for ``GraphWorkflow`` — running the nodes and routers of every graph whose
-    callables ``registry`` holds — plus any hand-written ``workflows`` and ``activities``.
+    callables ``registry`` holds, guarded by the circuit breakers in ``breakers`` — plus any
+    hand-written ``workflows`` and ``activities``. The events of the runs and nodes it works on
+    go to ``hooks``.
 
     Sync activities run in a thread pool; SIGTERM handling and draining are the caller's (see
     :func:`~belugaflow.temporal.run_worker`). ``options`` go to ``temporalio.worker.Worker``.
     """
-    graph_activities = GraphActivities(registry, breakers)
+    graph_activities = GraphActivities(registry, breakers, hooks)
+    if hooks:  # without hooks, no interceptor: workflows pay nothing
+        interceptors = [*options.pop("interceptors", ()), EventsInterceptor(hooks)]
+        options["interceptors"] = interceptors
     options.setdefault("activity_executor", ThreadPoolExecutor(max_workers=32))
     # belugaflow's workflow code is deterministic by construction (the scheduler is pure);
     # passing it through the sandbox shares the host's modules instead of re-importing them.
@@ -70,11 +80,24 @@ class TemporalEngine:
 
     The spec travels as workflow input, so a worker needs only the callables (the same
     registry keys), and a run finishes on the definition it started with.
+
+    Args:
+        client: A connected client.
+        task_queue: Where the workers poll.
+        heartbeat_timeout: Seconds a running node's worker may stay silent before the node is
+            retried on another worker.
     """
 
-    def __init__(self, client: Client, *, task_queue: str = "beluga-workflows") -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str = DEFAULTS.task_queue,
+        heartbeat_timeout: float = DEFAULTS.heartbeat_timeout,
+    ) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.heartbeat_timeout = heartbeat_timeout
 
     async def run(
         self,
@@ -86,13 +109,23 @@ class TemporalEngine:
         """Run ``graph`` on ``input`` durably and return the final state.
 
         Raises:
-            RunError: the workflow failed; the message carries Temporal's failure chain.
+            RunError: the run failed, as the same subclass the local engine raises —
+                :class:`~belugaflow.NodeFailedError` (the node's last error as ``__cause__``,
+                its type in the message), :class:`~belugaflow.RouteError`,
+                :class:`~belugaflow.StateConflictError`,
+                :class:`~belugaflow.MaxStepsExceededError`,
+                :class:`~belugaflow.RunTimeoutError` — with the partial ``state``; a plain
+                ``RunError`` carrying Temporal's failure chain for anything else (the workflow
+                was cancelled or terminated, the spec was refused).
         """
         spec = _spec_of(graph)
         workflow_id = id or f"{spec.name}-{uuid.uuid4().hex}"
+        run = GraphInput(spec=spec.to_dict(), state=dict(input))
+        if self.heartbeat_timeout != DEFAULTS.heartbeat_timeout:
+            run["heartbeat_timeout"] = self.heartbeat_timeout
         handle = await self.client.start_workflow(
             GraphWorkflow.run,
-            GraphInput(spec=spec.to_dict(), state=dict(input)),
+            run,
             id=workflow_id,
             task_queue=self.task_queue,
             execution_timeout=timedelta(seconds=spec.timeout) if spec.timeout else None,
@@ -104,10 +137,29 @@ class TemporalEngine:
         try:
             result: dict[str, Any] = await handle.result()
         except WorkflowFailureError as error:
-            raise RunError(
-                f"{spec.name!r}: workflow {workflow_id!r} failed: {_chain(error)}", graph=spec.name
-            ) from error
+            converted = _run_error(spec, workflow_id, error)
+            raise converted from converted.__cause__
         return result
+
+
+def _run_error(spec: GraphSpec, workflow_id: str, error: WorkflowFailureError) -> RunError:
+    """The run error the local engine would raise, its cause chained."""
+    cause: BaseException | None = error.cause
+    converted: RunError
+    if isinstance(cause, ApplicationError) and (restored := restore_run_error(cause)):
+        converted, cause = restored, cause.cause  # the node's own error, for a failed node
+    elif isinstance(cause, TimeoutError) and cause.type is TimeoutType.START_TO_CLOSE:
+        # The workflow's execution timeout: the run's own timeout, as in process.
+        converted = RunTimeoutError(
+            graph=spec.name, timeout=spec.timeout or 0.0, node=None, state={}
+        )
+    else:
+        converted = RunError(
+            f"{spec.name!r}: workflow {workflow_id!r} failed: {_chain(error)}", graph=spec.name
+        )
+        cause = error
+    converted.__cause__ = cause
+    return converted
 
 
 def _chain(error: BaseException) -> str:

@@ -9,7 +9,7 @@ SDK passes through as decoded.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 __all__ = ["NODE_ACTIVITY", "ROUTE_ACTIVITY", "GraphInput", "NodeCall", "RouteCall"]
 
@@ -25,16 +25,23 @@ class GraphInput(TypedDict):
 
     spec: dict[str, Any]
     state: dict[str, Any]
+    heartbeat_timeout: NotRequired[float]
+    """Seconds a node's worker may stay silent; default ``DEFAULTS.heartbeat_timeout``."""
 
 
 class NodeCall(TypedDict):
-    """One node to run: the callable's registry key and the state it reads."""
+    """One node to run: the callable's registry key, the state it reads and its policies
+    (keys present only when set, to keep every scheduled activity light)."""
 
     graph: str
     node: str
     ref: str
     state: dict[str, Any]
     blocking: bool
+    timeout: NotRequired[float]
+    """Seconds one attempt may take; the activity enforces it itself."""
+    breaker: NotRequired[str]
+    """The circuit breaker guarding the node, by name, in the worker's registry."""
 
 
 class RouteCall(TypedDict):

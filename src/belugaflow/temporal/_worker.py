@@ -33,6 +33,7 @@ def create_worker(
         task_queue=task_queue or orch.workflow_task_queue,
         registry=orch.registry,
         breakers=orch.breakers,
+        hooks=orch.hooks,
         workflows=orch.workflows,
         activities=orch.activities,
         **options,
@@ -47,8 +48,14 @@ async def run_worker(
     stop: asyncio.Event | None = None,
     **options: Any,
 ) -> None:
-    """Poll until SIGTERM or SIGINT (or ``stop`` is set); then stop taking new work, let
-    in-flight activities finish (up to the graceful shutdown timeout) and return.
+    """Poll until ``stop`` is set — or, without ``stop``, until SIGTERM or SIGINT — then stop
+    taking new work, let in-flight activities finish (up to the graceful shutdown timeout) and
+    return.
+
+    Signals: given ``stop``, the caller owns shutdown and no signal handler is touched. Without
+    it, the worker handles SIGTERM and SIGINT while it runs, each only if the program has no
+    handler of its own for it (a handler the program set stays in place, and stays its own), and
+    removes what it installed when it returns.
 
     Several workers on one task queue share its work; any of them continues a run that another
     started. Without ``client``, the orchestrator's own (:meth:`~belugaflow.Orchestrator.client`)
@@ -56,13 +63,21 @@ async def run_worker(
     --app MODULE:ORCH`` runs.
     """
     client = client or await orch.client()
-    stop = stop or asyncio.Event()
+    installed: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(signum) in _DEFAULT_HANDLERS:
+                loop.add_signal_handler(signum, stop.set)
+                installed.append(signum)
     try:
         async with create_worker(client, orch, task_queue=task_queue, **options):
             await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+# What a signal's handler is when the program set none (SIGINT's raises KeyboardInterrupt).
+_DEFAULT_HANDLERS = (signal.SIG_DFL, signal.default_int_handler, None)

@@ -5,6 +5,10 @@ The workflow drives the same :class:`~belugaflow.graph._scheduler.Scheduler` as 
 activity. The scheduler is pure (no I/O, no clock, no randomness), so it is deterministic under
 replay: a run's decisions depend only on the activity results recorded in its history, never on
 which activity finished first in wall-clock time.
+
+Events: the run's start, end and skipped nodes come from here, to the hooks of the worker that
+runs the workflow (:class:`EventsInterceptor`), and only while the workflow is not replaying
+history; node events come from the activities.
 """
 
 from __future__ import annotations
@@ -12,21 +16,33 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 with workflow.unsafe.imports_passed_through():
+    from .._defaults import DEFAULTS
     from .._errors import RunError, SpecError
+    from .._events import EventKind, Hook, RunEvents
     from ..graph import GraphSpec
+    from ..graph._local import emit_skips
     from ..graph._plan import resolve_reducers
     from ..graph._reducers import Reducer, SubgraphUpdate
     from ..graph._scheduler import Scheduler
     from ..graph._topology import Topology
+    from ..resilience import RetryPolicy
+    from ._failures import node_failure, run_failure
     from ._messages import (
         NODE_ACTIVITY,
         ROUTE_ACTIVITY,
@@ -35,16 +51,31 @@ with workflow.unsafe.imports_passed_through():
         RouteCall,
     )
 
-__all__ = ["GraphWorkflow"]
+__all__ = ["EventsInterceptor", "GraphWorkflow"]
 
 ROUTER_TIMEOUT = timedelta(seconds=30)
 ROUTER_RETRY = TemporalRetryPolicy(maximum_attempts=1)
-DEFAULT_NODE_TIMEOUT = timedelta(hours=1)
+NO_LIMIT = timedelta(days=3650)
+"""Temporal needs a time limit per attempt; this one stands for none (a run without timeout)."""
+
+
+class _Node(NamedTuple):
+    """A node's activity options, derived once per spec."""
+
+    retry: RetryPolicy
+    temporal_retry: TemporalRetryPolicy
+    attempt_limit: timedelta
+    """The server's limit per attempt. With a node timeout, a little more than it, so the
+    activity's own timeout fires first (a retryable ``CallTimeoutError``, as in process) and the
+    server's only catches a worker that died; without one, the run's timeout."""
 
 
 @functools.lru_cache(maxsize=256)
-def _compile(spec_json: str) -> tuple[GraphSpec, Topology, dict[str, Reducer]]:
-    """A spec's topology and reducers, built once per worker for each distinct definition.
+def _compile(
+    spec_json: str,
+) -> tuple[GraphSpec, Topology, dict[str, Reducer], tuple[_Node, ...]]:
+    """A spec's topology, reducers and node options, built once per worker for each distinct
+    definition.
 
     Keyed by content, not by name and version, so a changed spec that kept its version is
     never confused with the old one. Everything returned is immutable or only read.
@@ -54,12 +85,52 @@ def _compile(spec_json: str) -> tuple[GraphSpec, Topology, dict[str, Reducer]]:
     reducers = resolve_reducers(spec, None, problems)
     if problems:
         raise SpecError(f"graph {spec.name!r}", problems)
-    return spec, Topology.of(spec), reducers
+    run_limit = timedelta(seconds=spec.timeout) if spec.timeout else NO_LIMIT
+    nodes = []
+    for node in spec.nodes:
+        retry = node.retry if node.retry is not None else spec.retry
+        limit = timedelta(seconds=node.timeout * 1.1 + 1) if node.timeout else run_limit
+        nodes.append(_Node(retry, retry.to_temporal(), limit))
+    return spec, Topology.of(spec), reducers, tuple(nodes)
 
 
-def _failure(error: Exception) -> ApplicationError:
-    """A definition or run error fails the workflow for good (never a workflow-task retry)."""
-    return ApplicationError(str(error), type=type(error).__name__, non_retryable=True)
+_hooks: ContextVar[Sequence[Hook]] = ContextVar("belugaflow_workflow_hooks", default=())
+
+
+class EventsInterceptor(Interceptor):
+    """Gives ``GraphWorkflow`` runs on this worker the worker's event hooks."""
+
+    def __init__(self, hooks: Sequence[Hook]) -> None:
+        self.hooks = tuple(hooks)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        hooks = self.hooks
+
+        class _Inbound(WorkflowInboundInterceptor):
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                _hooks.set(hooks)  # this run's task (and the tasks it creates) sees them
+                return await super().execute_workflow(input)
+
+        return _Inbound
+
+
+class _LiveEvents(RunEvents):
+    """A workflow run's events, dropped while the workflow replays history: each is emitted
+    once per run, unless a workflow task is retried after the event went out."""
+
+    __slots__ = ()
+
+    def __call__(
+        self, kind: EventKind, node: str | None = None, attempt: int = 0, **fields: Any
+    ) -> None:
+        if not workflow.unsafe.is_replaying():
+            super().__call__(kind, node, attempt, **fields)
+
+
+def _elapsed() -> float:
+    return (workflow.now() - workflow.info().start_time).total_seconds()
 
 
 @workflow.defn(name="belugaflow.graph", sandboxed=False)
@@ -79,13 +150,34 @@ class GraphWorkflow:
     async def run(self, input: Mapping[str, Any]) -> dict[str, Any]:
         """``input`` is a :class:`~belugaflow.temporal._messages.GraphInput`."""
         try:
-            spec, topology, reducers = _compile(json.dumps(input["spec"], sort_keys=True))
-            sched = Scheduler(topology, reducers, dict(input["state"]))
-            return await self._drive(spec, sched)
-        except (SpecError, RunError) as error:
-            raise _failure(error) from error
+            spec, topology, reducers, nodes = _compile(json.dumps(input["spec"], sort_keys=True))
+        except SpecError as error:  # fails the run for good, never a workflow-task retry
+            raise ApplicationError(str(error), type="SpecError", non_retryable=True) from error
+        hooks = _hooks.get()
+        events = _LiveEvents(hooks, spec.name, workflow.info().workflow_id) if hooks else None
+        sched = Scheduler(topology, reducers, dict(input["state"]), record_skips=bool(hooks))
+        heartbeat = timedelta(seconds=input.get("heartbeat_timeout", DEFAULTS.heartbeat_timeout))
+        if events is not None:
+            events(EventKind.RUN_STARTED, state=dict(sched.state))
+        try:
+            state = await self._drive(spec, sched, nodes, heartbeat, events)
+        except RunError as error:
+            error.state = dict(sched.state)
+            if events is not None:
+                events(EventKind.RUN_FAILED, error=error, state=error.state, duration=_elapsed())
+            raise run_failure(error) from error.__cause__
+        if events is not None:
+            events(EventKind.RUN_COMPLETED, state=state, duration=_elapsed())
+        return state
 
-    async def _drive(self, spec: GraphSpec, sched: Scheduler) -> dict[str, Any]:
+    async def _drive(
+        self,
+        spec: GraphSpec,
+        sched: Scheduler,
+        nodes: tuple[_Node, ...],
+        heartbeat: timedelta,
+        events: RunEvents | None,
+    ) -> dict[str, Any]:
         topo = sched.topo
         limit = spec.max_workers if spec.parallel else 1
         ready = sched.ready
@@ -94,8 +186,8 @@ class GraphWorkflow:
             while ready and len(running) < limit:
                 i = ready.popleft()
                 if sched.start(i):
-                    task = asyncio.create_task(self._node(spec, i, sched.steps, sched.state))
-                    running[task] = i
+                    node = self._node(spec, i, nodes[i], sched.steps, sched.state, heartbeat)
+                    running[asyncio.create_task(node)] = i
                     self._running.append(topo.names[i])
             if not running:
                 return sched.state
@@ -112,35 +204,62 @@ class GraphWorkflow:
                     chosen = sched.route(i, await self._route(spec, i, sched.state))
                 sched.finish(i, chosen)
                 self._done.append(topo.names[i])
+                if events is not None:
+                    emit_skips(sched, events)
 
-    async def _node(self, spec: GraphSpec, i: int, step: int, state: dict[str, Any]) -> Any:
+    async def _node(
+        self,
+        spec: GraphSpec,
+        i: int,
+        options: _Node,
+        step: int,
+        state: dict[str, Any],
+        heartbeat: timedelta,
+    ) -> Any:
         node = spec.nodes[i]
-        retry = node.retry if node.retry is not None else spec.retry
-        timeout = timedelta(seconds=node.timeout) if node.timeout else DEFAULT_NODE_TIMEOUT
         call = NodeCall(
             graph=spec.name, node=node.name, ref=node.ref, state=dict(state), blocking=node.blocking
         )
-        if node.short:
-            return await workflow.execute_local_activity(
+        if node.timeout is not None:
+            call["timeout"] = node.timeout
+        if node.breaker is not None:
+            call["breaker"] = node.breaker
+        activity_id = f"{step}:{node.name}"  # readable in the UI, unique across loops
+        try:
+            if node.short:
+                return await workflow.execute_local_activity(
+                    NODE_ACTIVITY,
+                    call,
+                    start_to_close_timeout=options.attempt_limit,
+                    retry_policy=options.temporal_retry,
+                    activity_id=activity_id,
+                )
+            return await workflow.execute_activity(
                 NODE_ACTIVITY,
                 call,
-                start_to_close_timeout=timeout,
-                retry_policy=retry.to_temporal(),
-                activity_id=f"{step}:{node.name}",
+                start_to_close_timeout=options.attempt_limit,
+                heartbeat_timeout=heartbeat if heartbeat < options.attempt_limit else None,
+                retry_policy=options.temporal_retry,
+                activity_id=activity_id,
             )
-        return await workflow.execute_activity(
-            NODE_ACTIVITY,
-            call,
-            start_to_close_timeout=timeout,
-            retry_policy=retry.to_temporal(),
-            activity_id=f"{step}:{node.name}",  # readable in the UI, unique across loops
-        )
+        except ActivityError as error:
+            raise node_failure(spec.name, node.name, options.retry, error) from error.cause
 
     async def _route(self, spec: GraphSpec, i: int, state: dict[str, Any]) -> Any:
         router = next(r for r in spec.routers if r.source == spec.nodes[i].name)
-        return await workflow.execute_local_activity(
-            ROUTE_ACTIVITY,
-            RouteCall(graph=spec.name, node=router.source, ref=router.ref, state=dict(state)),
-            start_to_close_timeout=ROUTER_TIMEOUT,
-            retry_policy=ROUTER_RETRY,  # a router is a pure decision: retrying cannot help
-        )
+        try:
+            return await workflow.execute_local_activity(
+                ROUTE_ACTIVITY,
+                RouteCall(graph=spec.name, node=router.source, ref=router.ref, state=dict(state)),
+                start_to_close_timeout=ROUTER_TIMEOUT,
+                retry_policy=ROUTER_RETRY,  # a router is a pure decision: retrying cannot help
+            )
+        except ActivityError as error:
+            cause = error.cause or error
+            kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+            raise RunError(
+                f"{spec.name!r}: the router after node {router.source!r} raised {kind}: {cause}",
+                graph=spec.name,
+                node=router.source,
+                state=state,
+            ) from cause

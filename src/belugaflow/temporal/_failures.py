@@ -1,0 +1,99 @@
+"""Run errors across Temporal: the workflow fails with the error's type, message and fields, and
+the client raises the same :class:`~belugaflow.RunError` subclass as the local engine would."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from .._errors import (
+    MaxStepsExceededError,
+    NodeFailedError,
+    RouteError,
+    RunError,
+    RunTimeoutError,
+    StateConflictError,
+)
+from ..resilience import RetryPolicy
+
+__all__ = ["node_failure", "restore_run_error", "run_failure"]
+
+# The attributes each error carries beyond RunError's graph, node and state.
+_FIELDS: dict[str, tuple[str, ...]] = {
+    RunError.__name__: (),
+    NodeFailedError.__name__: ("attempt", "max_attempts", "retryable"),
+    RouteError.__name__: (),
+    StateConflictError.__name__: ("key", "nodes"),
+    MaxStepsExceededError.__name__: (),
+    RunTimeoutError.__name__: ("timeout", "running"),
+}
+_CLASSES: dict[str, type[RunError]] = {
+    cls.__name__: cls
+    for cls in (
+        RunError,
+        NodeFailedError,
+        RouteError,
+        StateConflictError,
+        MaxStepsExceededError,
+        RunTimeoutError,
+    )
+}
+
+
+def node_failure(
+    graph: str, node: str, retry: RetryPolicy, error: ActivityError
+) -> NodeFailedError:
+    """The :class:`NodeFailedError` for a node activity that failed for good.
+
+    The activity reports its attempt number with its error; an attempt the server timed out
+    (worker gone, start-to-close passed) reports nothing, and is counted as the last one.
+    """
+    cause: BaseException = error.cause or error
+    attempt = retry.max_attempts or 1
+    if isinstance(cause, ApplicationError) and cause.details:
+        reported = cause.details[0]
+        if isinstance(reported, Mapping) and isinstance(reported.get("attempt"), int):
+            attempt = reported["attempt"]
+    return NodeFailedError(
+        graph=graph,
+        node=node,
+        attempt=attempt,
+        max_attempts=retry.max_attempts,
+        cause=cause,
+        cause_type=cause.type if isinstance(cause, ApplicationError) else None,
+    )
+
+
+def run_failure(error: RunError) -> ApplicationError:
+    """What the workflow fails with: non-retryable (never a workflow-task retry), the error's
+    type, message and fields, and the partial state."""
+    fields = {name: getattr(error, name) for name in _FIELDS.get(type(error).__name__, ())}
+    details: dict[str, Any] = {
+        "graph": error.graph,
+        "node": error.node,
+        "state": error.state,
+        "fields": fields,
+    }
+    return ApplicationError(error.message, details, type=type(error).__name__, non_retryable=True)
+
+
+def restore_run_error(failure: ApplicationError) -> RunError | None:
+    """The run error that :func:`run_failure` sent, rebuilt; None for any other failure."""
+    cls = _CLASSES.get(failure.type or "")
+    details = failure.details[0] if failure.details else None
+    if cls is None or not isinstance(details, Mapping):
+        return None
+    error = cls.__new__(cls)  # its own __init__ would compose the message again
+    RunError.__init__(
+        error,
+        failure.message,
+        graph=details.get("graph") or "",
+        node=details.get("node"),
+        state=details.get("state") or {},
+    )
+    for name, value in (details.get("fields") or {}).items():
+        if name in _FIELDS[cls.__name__]:
+            setattr(error, name, tuple(value) if isinstance(value, list) else value)
+    return error
