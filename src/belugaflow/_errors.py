@@ -140,11 +140,11 @@ class NodeFailedError(RunError):
         max_attempts: int,
         cause: BaseException,
         state: Mapping[str, Any] | None = None,
-        cause_type: str | None = None,
+        detail: str | None = None,
     ) -> None:
         limit = "unlimited" if max_attempts == 0 else str(max_attempts)
-        kind = cause_type or type(cause).__name__  # a remote error's own type, on Temporal
-        detail = f"{kind}: {cause}" if str(cause) else kind
+        if detail is None:  # given for a remote error, whose stand-in has another type
+            detail = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
         super().__init__(
             f"{graph!r}: node {node!r} failed on attempt {attempt}/{limit} (not retrying): "
             f"{detail}",

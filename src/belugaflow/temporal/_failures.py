@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 from .._errors import (
     MaxStepsExceededError,
@@ -18,7 +18,7 @@ from .._errors import (
 )
 from ..resilience import RetryPolicy
 
-__all__ = ["node_failure", "restore_run_error", "run_failure"]
+__all__ = ["NODE_FAILURES", "node_failure", "restore_run_error", "run_failure"]
 
 # The attributes each error carries beyond RunError's graph, node and state.
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -42,15 +42,18 @@ _CLASSES: dict[str, type[RunError]] = {
 }
 
 
-def node_failure(
-    graph: str, node: str, retry: RetryPolicy, error: ActivityError
-) -> NodeFailedError:
+NODE_FAILURES = (ActivityError, ApplicationError, TimeoutError)
+"""What awaiting a node's activity raises when it failed for good: an ``ActivityError`` around
+the node's error, or (a local activity) the error itself, or a local activity's timeout."""
+
+
+def node_failure(graph: str, node: str, retry: RetryPolicy, error: FailureError) -> NodeFailedError:
     """The :class:`NodeFailedError` for a node activity that failed for good.
 
     The activity reports its attempt number with its error; an attempt the server timed out
     (worker gone, start-to-close passed) reports nothing, and is counted as the last one.
     """
-    cause: BaseException = error.cause or error
+    cause: BaseException = (error.cause if isinstance(error, ActivityError) else None) or error
     attempt = retry.max_attempts or 1
     if isinstance(cause, ApplicationError) and cause.details:
         reported = cause.details[0]
@@ -62,7 +65,7 @@ def node_failure(
         attempt=attempt,
         max_attempts=retry.max_attempts,
         cause=cause,
-        cause_type=cause.type if isinstance(cause, ApplicationError) else None,
+        detail=f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) else None,
     )
 
 

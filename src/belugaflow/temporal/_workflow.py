@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from ..graph._scheduler import Scheduler
     from ..graph._topology import Topology
     from ..resilience import RetryPolicy
-    from ._failures import node_failure, run_failure
+    from ._failures import NODE_FAILURES, node_failure, run_failure
     from ._messages import (
         NODE_ACTIVITY,
         ROUTE_ACTIVITY,
@@ -242,8 +242,9 @@ class GraphWorkflow:
                 retry_policy=options.temporal_retry,
                 activity_id=activity_id,
             )
-        except ActivityError as error:
-            raise node_failure(spec.name, node.name, options.retry, error) from error.cause
+        except NODE_FAILURES as error:
+            failed = node_failure(spec.name, node.name, options.retry, error)
+            raise failed from failed.__cause__
 
     async def _route(self, spec: GraphSpec, i: int, state: dict[str, Any]) -> Any:
         router = next(r for r in spec.routers if r.source == spec.nodes[i].name)
@@ -254,8 +255,8 @@ class GraphWorkflow:
                 start_to_close_timeout=ROUTER_TIMEOUT,
                 retry_policy=ROUTER_RETRY,  # a router is a pure decision: retrying cannot help
             )
-        except ActivityError as error:
-            cause = error.cause or error
+        except NODE_FAILURES as error:
+            cause = (error.cause if isinstance(error, ActivityError) else None) or error
             kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
             raise RunError(
                 f"{spec.name!r}: the router after node {router.source!r} raised {kind}: {cause}",
