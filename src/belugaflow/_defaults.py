@@ -10,8 +10,10 @@ orchestrator's (from ``config.yaml``), these defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .resilience import RetryPolicy
+if TYPE_CHECKING:
+    from .resilience import RetryPolicy
 
 __all__ = ["DEFAULTS", "Defaults"]
 
@@ -51,7 +53,10 @@ class Defaults:
 
     @property
     def retry(self) -> RetryPolicy:
-        """The retry policy of a node or step that sets none: :attr:`max_retries` retries."""
+        """The retry policy of a node or step that sets none: :attr:`max_retries` retries,
+        otherwise ``RetryPolicy()``'s defaults."""
+        from .resilience import RetryPolicy  # resilience reads these defaults too
+
         return RetryPolicy.from_max_retries(self.max_retries)
 
 

@@ -17,7 +17,32 @@ Every error belugaflow raises derives from :class:`BelugaflowError`, carries a m
     ├── CircuitOpenError            a circuit breaker rejected the call (retryable later)
     ├── BulkheadFullError           a bulkhead rejected the call (retryable)
     ├── NonRetryableError           raised by user code: fail at once, never retry
-    └── RetryableError              raised by user code: retry, optionally after ``retry_after``
+    ├── RetryableError              raised by user code: retry, optionally after ``retry_after``
+    │
+    │   belugaflow.llms (``llms/_errors.py``)
+    ├── ProviderError               a call to an LLM provider failed (its message kept)
+    │   ├── ProviderRateLimitError      HTTP 429 (retryable, honours Retry-After)
+    │   ├── ProviderUnavailableError    HTTP 5xx, overloaded (retryable)
+    │   ├── ProviderConnectionError     unreachable, connection broke (retryable)
+    │   │   └── ProviderTimeoutError    no answer within the call's timeout
+    │   ├── ProviderResponseError       an answer that cannot be read
+    │   └── ProviderRequestError        the request itself was refused (HTTP 4xx)
+    │       └── ProviderAuthError       missing or wrong API key (401 / 403)
+    ├── InvalidOutputError          the model answered, but not in the asked format
+    ├── AllModelsFailedError        every model of a fallback chain failed
+    ├── DecisionError               ``decide`` got no valid decision and had no fallback
+    │
+    │   belugaflow.temporal (``temporal/_devserver.py``, ``temporal/_payloads.py``)
+    ├── TemporalBinaryNotFoundError the ``temporal`` CLI or test server is not installed
+    ├── DevServerError              the embedded dev server did not start or died
+    └── ClaimCheckError             a payload's blob could not be stored or read back
+        ├── BlobMissingError        the blob a payload points to is gone
+        └── BlobCorruptError        the blob does not match the payload's digest
+
+    PayloadTooLargeError (``temporal/_payloads.py``) stands outside the tree on purpose: it is
+    a Temporal ``ApplicationError``, which is what makes it fail an activity or a workflow at
+    once instead of retrying a workflow task forever. It has a ``code`` and ``retryable`` like
+    the rest; catch it by its own type.
 
 Retry decisions look at any exception the same way: an error is retried unless its
 ``retryable`` attribute is false or its type is listed as non-retryable in the policy, and a

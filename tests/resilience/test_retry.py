@@ -40,9 +40,10 @@ class RateLimited(Exception):
 
 
 def test_defaults_match_temporal() -> None:
-    """The defaults are 3 attempts, 1 s initial, coefficient 2, ±10 % jitter, no caps."""
+    """The defaults are 4 attempts (every node's default), 1 s initial, coefficient 2, ±10 %
+    jitter, no caps."""
     policy = RetryPolicy()
-    assert policy.max_attempts == 3
+    assert policy.max_attempts == 4
     assert policy.initial_interval == timedelta(seconds=1)
     assert policy.backoff_coefficient == 2.0
     assert policy.max_interval is None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, TypedDict, Unpack
 
+from belugaflow._defaults import DEFAULTS
 from belugaflow._duration import to_seconds
 
 if TYPE_CHECKING:
@@ -102,8 +103,9 @@ class RetryPolicy:
     timedelta.
     """
 
-    max_attempts: int = 3
-    """Total attempts, including the first. Default 3; 0 means unlimited (as in Temporal)."""
+    max_attempts: int = DEFAULTS.max_retries + 1
+    """Total attempts, including the first. Default 4 (the default of every node and step);
+    0 means unlimited (as in Temporal)."""
     initial_interval: timedelta = timedelta(seconds=1)
     """Delay before the first retry. Default 1 s."""
     backoff_coefficient: float = 2.0
@@ -127,7 +129,7 @@ class RetryPolicy:
     activity's ``schedule_to_close_timeout`` there."""
 
     default: ClassVar[RetryPolicy]
-    """The default policy: 3 attempts, 1 s then 2 s apart, ±10 % jitter."""
+    """The default policy: 4 attempts, 1 s, 2 s and 4 s apart, ±10 % jitter."""
 
     if TYPE_CHECKING:
         # The generated __init__ would demand timedelta; this tells type checkers that float
