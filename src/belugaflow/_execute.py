@@ -122,9 +122,10 @@ def attempt_sync(
         NodeFailedError: the attempt failed and no retry is left.
     """
     breaker = step.breaker
+    began = 0.0  # timed only for the events' durations
     if events is not None:
         events(_STARTED, step.name, attempt)
-    began = time.monotonic()
+        began = time.monotonic()
     try:
         if breaker is not None:
             breaker.before_call()
@@ -170,9 +171,10 @@ async def attempt_async(
         NodeFailedError: the attempt failed and no retry is left.
     """
     breaker = step.breaker
+    began = 0.0  # timed only for the events' durations
     if events is not None:
         events(_STARTED, step.name, attempt)
-    began = time.monotonic()
+        began = time.monotonic()
     try:
         if breaker is not None:
             breaker.before_call()
