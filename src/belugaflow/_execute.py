@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import CircuitOpenError, NodeFailedError
@@ -53,11 +53,12 @@ class StepCall:
     retry: RetryPolicy
     timeout: float | None
     breaker: CircuitBreaker | None
+    plain: bool = field(init=False)
+    """A plain function without a breaker: its first attempt may be a bare call."""
 
-    @property
-    def plain(self) -> bool:
-        """A plain function without a breaker: its first attempt may be a bare call."""
-        return self.kind is CallKind.INLINE and self.breaker is None
+    def __post_init__(self) -> None:
+        # A field, not a property: it is read once per node run on the hottest path.
+        object.__setattr__(self, "plain", self.kind is CallKind.INLINE and self.breaker is None)
 
 
 class Retry(Exception):

@@ -37,6 +37,7 @@ class Scheduler:
 
     __slots__ = (
         "choice",
+        "in_loop",
         "loop_runs",
         "loops",
         "max_steps",
@@ -71,6 +72,7 @@ class Scheduler:
         self.steps = 0
         """Node runs so far; the durable engine numbers its activities by it."""
         self.loop_runs = 0
+        self.in_loop = topo.in_loop
         self.max_steps = topo.spec.max_steps
         self.running = 0
         self.ready: deque[int] = deque()
@@ -94,7 +96,7 @@ class Scheduler:
         """
         if self.loops and self._hold(i):
             return False
-        if self.topo.in_loop[i]:
+        if self.in_loop[i]:
             self.loop_runs += 1
             if self.loop_runs > self.max_steps:
                 self._too_many_steps(i)
