@@ -20,26 +20,16 @@ from ..resilience import RetryPolicy
 
 __all__ = ["NODE_FAILURES", "node_failure", "restore_run_error", "run_failure"]
 
-# The attributes each error carries beyond RunError's graph, node and state.
-_FIELDS: dict[str, tuple[str, ...]] = {
-    RunError.__name__: (),
-    NodeFailedError.__name__: ("attempt", "max_attempts", "retryable"),
-    RouteError.__name__: (),
-    StateConflictError.__name__: ("key", "nodes"),
-    MaxStepsExceededError.__name__: (),
-    RunTimeoutError.__name__: ("timeout", "running"),
+# The run errors that travel, with the attributes each carries beyond graph, node and state.
+_FIELDS: dict[type[RunError], tuple[str, ...]] = {
+    RunError: (),
+    NodeFailedError: ("attempt", "max_attempts", "retryable"),
+    RouteError: (),
+    StateConflictError: ("key", "nodes"),
+    MaxStepsExceededError: (),
+    RunTimeoutError: ("timeout", "running"),
 }
-_CLASSES: dict[str, type[RunError]] = {
-    cls.__name__: cls
-    for cls in (
-        RunError,
-        NodeFailedError,
-        RouteError,
-        StateConflictError,
-        MaxStepsExceededError,
-        RunTimeoutError,
-    )
-}
+_BY_NAME = {cls.__name__: cls for cls in _FIELDS}
 
 
 NODE_FAILURES = (ActivityError, ApplicationError, TimeoutError)
@@ -72,7 +62,7 @@ def node_failure(graph: str, node: str, retry: RetryPolicy, error: FailureError)
 def run_failure(error: RunError) -> ApplicationError:
     """What the workflow fails with: non-retryable (never a workflow-task retry), the error's
     type, message and fields, and the partial state."""
-    fields = {name: getattr(error, name) for name in _FIELDS.get(type(error).__name__, ())}
+    fields = {name: getattr(error, name) for name in _FIELDS.get(type(error), ())}
     details: dict[str, Any] = {
         "graph": error.graph,
         "node": error.node,
@@ -84,7 +74,7 @@ def run_failure(error: RunError) -> ApplicationError:
 
 def restore_run_error(failure: ApplicationError) -> RunError | None:
     """The run error that :func:`run_failure` sent, rebuilt; None for any other failure."""
-    cls = _CLASSES.get(failure.type or "")
+    cls = _BY_NAME.get(failure.type or "")
     details = failure.details[0] if failure.details else None
     if cls is None or not isinstance(details, Mapping):
         return None
@@ -97,6 +87,6 @@ def restore_run_error(failure: ApplicationError) -> RunError | None:
         state=details.get("state") or {},
     )
     for name, value in (details.get("fields") or {}).items():
-        if name in _FIELDS[cls.__name__]:
+        if name in _FIELDS[cls]:
             setattr(error, name, tuple(value) if isinstance(value, list) else value)
     return error
