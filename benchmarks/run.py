@@ -5,6 +5,7 @@ Usage (from the repository root)::
     python -m benchmarks.run              # all workloads, each in a fresh interpreter
     python -m benchmarks.run --only W4    # one workload, in this process
     python -m benchmarks.run --quick      # few repetitions: a smoke test, not a measurement
+    python -m benchmarks.run --only chaos # the chaos soak: only on request (several minutes)
 
 Each line holds ``workload``, ``name``, ``median``, ``p90`` and ``unit``, the target from the
 issue, and the same workload written as bare Python (``bare_*``) so the ratio is visible.
@@ -23,7 +24,7 @@ from typing import Any
 
 from belugaflow import Orchestrator
 
-from . import durable, durable_scale
+from . import chaos, durable, durable_scale
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
 from .llm import w9
@@ -156,7 +157,11 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W8": durable_scale.w8,
     "W9": w9,
     "W10": w10,
+    "chaos": chaos.chaos,
 }
+ON_REQUEST = frozenset({"chaos"})
+"""Run only with ``--only``: the chaos soak kills processes for minutes and measures survival,
+not speed."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     # One fresh interpreter per workload: no shared caches or GC state, and W4's peak RSS is
     # its own.
     for name in WORKLOADS:
+        if name in ON_REQUEST:
+            continue
         command = [sys.executable, "-m", "benchmarks.run", "--only", name]
         if args.quick:
             command.append("--quick")
