@@ -398,3 +398,22 @@ async def test_a_run_error_keeps_its_type_on_temporal(engine: Engine) -> None:
     with pytest.raises(RunError, match="the router after node 'a' raised KeyError") as caught:
         await engine.run(graph, {})
     assert caught.value.node == "a"
+
+
+async def test_running_an_id_again_returns_the_first_runs_result(temporal_client: Client) -> None:
+    """``TemporalEngine.run`` with the same id after the run finished (a caller's retry) gets
+    that run's result; the node, a side effect, ran once."""
+    calls: list[int] = []
+
+    def charge(state: Any) -> dict[str, Any]:
+        calls.append(1)
+        return {"charged": len(calls)}
+
+    engine = Engine("temporal", temporal_client)
+    graph = single(engine, charge)
+    queue = f"conformance-{uuid.uuid4().hex[:8]}"
+    durable = TemporalEngine(temporal_client, task_queue=queue)
+    async with graph_worker(temporal_client, task_queue=queue, registry=graph.registry):
+        first = await durable.run(graph, {}, id=f"once-{queue}")
+        again = await durable.run(graph, {}, id=f"once-{queue}")
+    assert first == again == {"charged": 1} and len(calls) == 1

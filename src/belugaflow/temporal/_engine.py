@@ -20,6 +20,7 @@ from .._events import Hook
 from ..graph import CompiledGraph, Graph, GraphSpec, Registry
 from ..resilience import BreakerRegistry
 from ._activities import GraphActivities
+from ._client import start_workflow
 from ._failures import restore_run_error
 from ._messages import GraphInput
 from ._workflow import EventsInterceptor, GraphWorkflow
@@ -108,6 +109,10 @@ class TemporalEngine:
     ) -> dict[str, Any]:
         """Run ``graph`` on ``input`` durably and return the final state.
 
+        ``id`` (default: a fresh one) is the workflow id and an idempotency key: running the
+        same id again — a retry after a lost connection, say — returns the result of the run
+        that id started, running or finished, and never starts a second one.
+
         Raises:
             RunError: the run failed, as the same subclass the local engine raises —
                 :class:`~belugaflow.NodeFailedError` (the node's last error as ``__cause__``,
@@ -123,17 +128,20 @@ class TemporalEngine:
         run = GraphInput(spec=spec.to_dict(), state=dict(input))
         if self.heartbeat_timeout != DEFAULTS.heartbeat_timeout:
             run["heartbeat_timeout"] = self.heartbeat_timeout
-        handle = await self.client.start_workflow(
-            GraphWorkflow.run,
-            run,
-            id=workflow_id,
-            task_queue=self.task_queue,
-            execution_timeout=timedelta(seconds=spec.timeout) if spec.timeout else None,
-            memo={"graph": spec.name, "version": spec.version},
+        options: dict[str, Any] = {
+            "task_queue": self.task_queue,
+            "execution_timeout": timedelta(seconds=spec.timeout) if spec.timeout else None,
+            "memo": {"graph": spec.name, "version": spec.version},
             # A worker in this process (same client) gets the first workflow task with the
             # start response, skipping a round trip through the task queue; else a no-op.
-            request_eager_start=True,
-        )
+            "request_eager_start": True,
+        }
+        if id is None:
+            handle = await self.client.start_workflow(
+                GraphWorkflow.run, run, id=workflow_id, **options
+            )
+        else:  # the caller's id is an idempotency key: again, it awaits the same run
+            handle = await start_workflow(self.client, GraphWorkflow.run, run, id=id, **options)
         try:
             result: dict[str, Any] = await handle.result()
         except WorkflowFailureError as error:
