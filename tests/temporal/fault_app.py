@@ -26,7 +26,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from temporalio import activity
@@ -41,10 +41,12 @@ __all__ = [
     "MAX_RETRIES",
     "Faults",
     "FaultyActivities",
+    "StartWorker",
     "WorkerProcess",
     "belugaflow_command",
     "config",
     "steps",
+    "worker_pool",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,3 +236,33 @@ class WorkerProcess:
         """The last ``lines`` lines of the worker's output, for failure messages."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+StartWorker = Callable[[], WorkerProcess]
+
+
+@contextlib.contextmanager
+def worker_pool(
+    app: str, *, address: str, namespace: str, task_queue: str, logs: Path, env: Mapping[str, str]
+) -> Iterator[StartWorker]:
+    """Start workers of ``app`` on ``task_queue`` (logs ``worker-N.log`` in ``logs``); every one
+    is stopped, and reaped, on exit."""
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(
+            app,
+            address=address,
+            namespace=namespace,
+            task_queue=task_queue,
+            log=logs / f"worker-{len(started) + 1}.log",
+            env=env,
+        )
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()

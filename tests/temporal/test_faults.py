@@ -28,7 +28,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 from tests.temporal import fault_app
-from tests.temporal.fault_app import FAULT_DIR_ENV, Faults, WorkerProcess
+from tests.temporal.fault_app import FAULT_DIR_ENV, Faults, StartWorker, WorkerProcess
 
 from belugaflow import Orchestrator
 from belugaflow.temporal import DevServer
@@ -39,8 +39,6 @@ from examples.order_processing.workflow import StepOptions
 
 APP = "tests.temporal.fault_app:orch"
 WAIT = 60.0  # seconds: a safety net for anything awaited, so a bug fails instead of hanging
-
-StartWorker = Callable[[], WorkerProcess]
 
 
 @dataclass
@@ -68,27 +66,19 @@ def make_shop(directory: Path) -> Shop:
 
 @contextlib.contextmanager
 def worker_pool(shop: Shop, server: DevServer, task_queue: str) -> Iterator[StartWorker]:
-    """Start fault-app workers on ``task_queue``; every one is stopped (and reaped) on exit."""
-    started: list[WorkerProcess] = []
-
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(
-            APP,
-            address=server.address,
-            namespace=server.namespace,
-            task_queue=task_queue,
-            log=shop.directory / f"worker-{len(started) + 1}.log",
-            env=shop.env,
-        )
-        started.append(worker)
-        return worker
-
-    try:
-        yield start
-    finally:
-        shop.release_all()
-        for worker in started:
-            worker.stop()
+    """Start fault-app workers for ``shop``; its held activities are let go before they stop."""
+    with fault_app.worker_pool(
+        APP,
+        address=server.address,
+        namespace=server.namespace,
+        task_queue=task_queue,
+        logs=shop.directory,
+        env=shop.env,
+    ) as start:
+        try:
+            yield start
+        finally:
+            shop.release_all()
 
 
 def starter(server: DevServer, task_queue: str) -> Orchestrator:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 from tests.temporal import heartbeat_app
-from tests.temporal.fault_app import WorkerProcess
+from tests.temporal.fault_app import worker_pool
 
 from belugaflow import Orchestrator
 from belugaflow.temporal import DevServer
@@ -27,22 +27,14 @@ async def test_a_killed_workers_nodes_finish_on_another_worker_within_seconds(
     """Two minute-long nodes (one blocking, one async) run on worker 1; it is SIGKILLed after
     5 s; worker 2 runs both again and the run ends well inside a node's own duration."""
     queue = f"heartbeats-{uuid.uuid4().hex[:8]}"
-    env = {heartbeat_app.DIR_ENV: str(tmp_path)}
-    workers = []
-
-    def start_worker() -> WorkerProcess:
-        worker = WorkerProcess(
-            APP,
-            address=temporal_server.address,
-            namespace=temporal_server.namespace,
-            task_queue=queue,
-            log=tmp_path / f"worker-{len(workers) + 1}.log",
-            env=env,
-        )
-        workers.append(worker)
-        return worker
-
-    try:
+    with worker_pool(
+        APP,
+        address=temporal_server.address,
+        namespace=temporal_server.namespace,
+        task_queue=queue,
+        logs=tmp_path,
+        env={heartbeat_app.DIR_ENV: str(tmp_path)},
+    ) as start_worker:
         first = start_worker()
         engine = TemporalEngine(temporal_client, task_queue=queue, heartbeat_timeout=2.0)
         graph = heartbeat_app.build_graph(Orchestrator())
@@ -59,9 +51,6 @@ async def test_a_killed_workers_nodes_finish_on_another_worker_within_seconds(
         second = start_worker()
         state = await asyncio.wait_for(run, WAIT)
         recovered_in = time.monotonic() - killed_at
-    finally:
-        for worker in workers:
-            worker.stop()
     assert state["blocking"] == [first.pid, second.pid]
     assert state["async"] == [first.pid, second.pid]
     # Heartbeat timeout (2 s) + retry + the workflow task's move off the dead worker's sticky
