@@ -12,23 +12,26 @@ from ._errors import (
     CallTimeoutError,
     CircuitOpenError,
     ConfigError,
+    InputError,
     MaxStepsExceededError,
     MissingEnvVarError,
     NodeFailedError,
     NonRetryableError,
     RetryableError,
     RouteError,
+    RunCancelledError,
     RunError,
     RunTimeoutError,
     SpecError,
     StateConflictError,
+    WaitTimeoutError,
 )
 from ._events import Event, EventKind, Hook
 from ._orchestrator import Orchestrator
 from ._public import show_public_paths as _show_public_paths
 from ._runnable import Runnable
 from .config import Config, load_config
-from .graph import CompiledGraph, Graph, GraphSpec, Registry
+from .graph import CompiledGraph, Graph, GraphSpec, Registry, RunHandle
 from .resilience import Bulkhead, CircuitBreaker, CircuitState, RetryPolicy
 
 __version__ = "0.1.0"
@@ -50,6 +53,7 @@ __all__ = [
     "Graph",
     "GraphSpec",
     "Hook",
+    "InputError",
     "MaxStepsExceededError",
     "MissingEnvVarError",
     "NodeFailedError",
@@ -59,12 +63,15 @@ __all__ = [
     "RetryPolicy",
     "RetryableError",
     "RouteError",
+    "RunCancelledError",
     "RunError",
+    "RunHandle",
     "RunTimeoutError",
     "Runnable",
     "SpecError",
     "StateConflictError",
     "Step",
+    "WaitTimeoutError",
     "load_config",
 ]
 

@@ -7,11 +7,14 @@ Every error belugaflow raises derives from :class:`BelugaflowError`, carries a m
     ├── ConfigError                 bad or incomplete configuration (names key and file)
     │   └── MissingEnvVarError      ``${VAR}`` without a default and VAR unset
     ├── SpecError                   a chain or graph definition is invalid (lists every problem)
+    ├── InputError                  a run's input or a signal does not match its schema (each field)
     ├── RunError                    a run failed; carries the graph, node and partial state
     │   ├── NodeFailedError         a node (or chain step) failed after its last attempt
     │   ├── RouteError              a router returned a route its mapping does not know
     │   ├── StateConflictError      two parallel nodes wrote one key that has no reducer
     │   ├── MaxStepsExceededError   a loop ran more node steps than ``max_steps``
+    │   ├── WaitTimeoutError        a wait node got no signal in time and has no ``on_timeout``
+    │   ├── RunCancelledError       the run was cancelled (its compensation ran)
     │   └── RunTimeoutError         the whole run exceeded its timeout
     ├── CallTimeoutError            one call exceeded its timeout (retryable)
     ├── CircuitOpenError            a circuit breaker rejected the call (retryable later)
@@ -61,16 +64,19 @@ __all__ = [
     "CallTimeoutError",
     "CircuitOpenError",
     "ConfigError",
+    "InputError",
     "MaxStepsExceededError",
     "MissingEnvVarError",
     "NodeFailedError",
     "NonRetryableError",
     "RetryableError",
     "RouteError",
+    "RunCancelledError",
     "RunError",
     "RunTimeoutError",
     "SpecError",
     "StateConflictError",
+    "WaitTimeoutError",
 ]
 
 
@@ -128,6 +134,19 @@ class SpecError(BelugaflowError):
         lines = "\n".join(f"  - {p}" for p in problems)
         noun = "problem" if len(problems) == 1 else "problems"
         super().__init__(f"{subject} is invalid ({len(problems)} {noun}):\n{lines}")
+        self.subject = subject
+        self.problems = list(problems)
+
+
+class InputError(BelugaflowError, ValueError):
+    """A run's input, or a value sent to a run, does not match its published schema.
+    ``problems`` names each field: ``"quantity: '2' is not of type 'integer'"``."""
+
+    code = "input_invalid"
+
+    def __init__(self, subject: str, problems: list[str]) -> None:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{subject} is invalid:\n{lines}")
         self.subject = subject
         self.problems = list(problems)
 
@@ -214,6 +233,18 @@ class MaxStepsExceededError(RunError):
     """A loop made the run take more node steps than ``max_steps`` allows."""
 
     code = "max_steps_exceeded"
+
+
+class WaitTimeoutError(RunError):
+    """A wait node got no signal within its timeout, and has no ``on_timeout`` route."""
+
+    code = "wait_timeout"
+
+
+class RunCancelledError(RunError):
+    """The run was cancelled; the compensation of the nodes that had started ran first."""
+
+    code = "run_cancelled"
 
 
 class RunTimeoutError(RunError):

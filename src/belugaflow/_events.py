@@ -32,6 +32,14 @@ class EventKind(enum.Enum):
     NODE_RETRY_SCHEDULED = "belugaflow.node.retry_scheduled"
     NODE_FAILED = "belugaflow.node.failed"
     NODE_SKIPPED = "belugaflow.node.skipped"
+    NODE_WAITING = "belugaflow.node.waiting"
+    """A wait node began to wait for its signal."""
+    NODE_PARKED = "belugaflow.node.parked"
+    """A node failed for good and its policy parks the run for an operator."""
+    SIGNAL_DROPPED = "belugaflow.signal.dropped"
+    """A signal was refused (unknown name, value not matching its schema); ``error`` says why."""
+    RUN_CANCELLED = "belugaflow.run.cancelled"
+    """The run was cancelled, after its compensation ran."""
 
 
 @dataclass(frozen=True, slots=True)

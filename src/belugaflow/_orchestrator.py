@@ -12,7 +12,8 @@ from ._defaults import DEFAULTS
 from ._duration import to_seconds, to_seconds_or_none
 from ._events import Hook
 from ._runnable import RunnableBase
-from .graph import CompiledGraph, Graph, Registry
+from ._schema import SchemaLike
+from .graph import CompiledGraph, Graph, Registry, RunHandle
 from .resilience import BreakerRegistry, CircuitBreaker, RetryPolicy
 from .resilience._breaker import BreakerOptions
 
@@ -153,10 +154,13 @@ class Orchestrator:
         retry: RetryPolicy | None = None,
         max_steps: int | None = None,
         version: int = 1,
+        input_schema: SchemaLike | None = None,
     ) -> Graph:
         """A new graph builder; options not given take this orchestrator's defaults.
 
-        ``timeout=None`` runs without a whole-run time limit.
+        ``timeout=None`` runs without a whole-run time limit. Once compiled, the graph is
+        served by this orchestrator's workers under its name, as a workflow type; its input
+        is checked against ``input_schema`` (a type or JSON Schema) on both engines.
         """
         return Graph(
             name,
@@ -169,6 +173,7 @@ class Orchestrator:
             registry=self.registry,
             breakers=self.breakers,
             hooks=self.hooks,
+            input_schema=input_schema,
         )
 
     def create_chain(
@@ -293,16 +298,42 @@ class Orchestrator:
         """
         if engine == "local":
             return await runnable.ainvoke(input)
-        if not isinstance(runnable, Graph | CompiledGraph):
-            raise TypeError(
-                f"engine='temporal' runs graphs; got {type(runnable).__name__} (a chain is a"
-                " graph of one path: build it with create_graph)"
-            )
+        return await (await self.start(_graph(runnable), input, engine="temporal")).result()
+
+    async def start(
+        self,
+        graph: Graph | CompiledGraph,
+        input: Any,
+        *,
+        engine: Literal["local", "temporal"] = "local",
+        id: str | None = None,
+    ) -> RunHandle:
+        """Start a graph run and return its handle — signal it, query its ``progress``, cancel
+        it, await its result — the same on both engines. Durably, ``id`` is the workflow id
+        and an idempotency key, and the graph starts by its name (this orchestrator's workers
+        serve it).
+
+        Raises:
+            InputError: ``input`` breaks the graph's input schema; nothing started.
+        """
+        if engine == "local":
+            return await graph.start(input, id=id)
         from .temporal._engine import TemporalEngine
 
         durable = TemporalEngine(
             await self.client(),
             task_queue=self.workflow_task_queue,
             heartbeat_timeout=self.heartbeat_timeout,
+            registry=self.registry,
+            execution_timeout=self.workflow_timeout,
         )
-        return await durable.run(runnable, input)
+        return await durable.start(graph, input, id=id)
+
+
+def _graph(runnable: RunnableBase) -> Graph | CompiledGraph:
+    if not isinstance(runnable, Graph | CompiledGraph):
+        raise TypeError(
+            f"engine='temporal' runs graphs; got {type(runnable).__name__} (a chain is a"
+            " graph of one path: build it with create_graph)"
+        )
+    return runnable

@@ -8,9 +8,10 @@ from belugaflow._public import show_public_paths as _show_public_paths
 
 from ._builder import Graph
 from ._compiled import CompiledGraph
+from ._handle import LocalRun, RunHandle
 from ._reducers import BUILTIN_REDUCERS, Reducer
 from ._registry import Registry
-from ._spec import EdgeSpec, GraphSpec, NodeSpec, RouterSpec
+from ._spec import EdgeSpec, GraphSpec, NodeSpec, RouterSpec, WaitSpec
 
 __all__ = [
     "BUILTIN_REDUCERS",
@@ -18,10 +19,13 @@ __all__ = [
     "EdgeSpec",
     "Graph",
     "GraphSpec",
+    "LocalRun",
     "NodeSpec",
     "Reducer",
     "Registry",
     "RouterSpec",
+    "RunHandle",
+    "WaitSpec",
 ]
 
 _show_public_paths(globals())

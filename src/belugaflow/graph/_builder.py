@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from .._defaults import DEFAULTS
-from .._duration import to_seconds_or_none
+from .._duration import parse_duration, to_seconds, to_seconds_or_none
 from .._errors import SpecError
 from .._events import Event, Hook
 from .._runnable import RunnableBase, call_kind
+from .._schema import SchemaLike, json_schema
 from ..resilience import BreakerRegistry, CircuitBreaker, RetryPolicy
 from ._compiled import CompiledGraph, SubgraphNode
+from ._handle import LocalRun
 from ._reducers import BUILTIN_REDUCERS, Reducer
 from ._registry import Registry
-from ._spec import EdgeSpec, GraphSpec, NodeSpec, RouterSpec
+from ._spec import EdgeSpec, GraphSpec, NodeSpec, RouterSpec, WaitSpec
 
 __all__ = ["Graph"]
 
@@ -50,6 +52,7 @@ class Graph(RunnableBase):
         registry: Registry | None = None,
         breakers: BreakerRegistry | None = None,
         hooks: Sequence[Hook] = (),
+        input_schema: SchemaLike | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -68,6 +71,8 @@ class Graph(RunnableBase):
         self._finish: tuple[str, ...] = ()
         self._reducers: dict[str, str] = {}
         self._compiled: CompiledGraph | None = None
+        self._input_schema = json_schema(input_schema) if input_schema is not None else None
+        self.registry.add_builder(self)
 
     def __repr__(self) -> str:
         return f"<Graph {self.name!r}: {len(self._nodes)} nodes>"
@@ -104,6 +109,8 @@ class Graph(RunnableBase):
         breaker: CircuitBreaker | str | None = None,
         blocking: bool = False,
         short: bool = False,
+        compensate: Callable[..., Any] | str | None = None,
+        on_failure: Literal["fail", "park"] = "fail",
     ) -> Self:
         """Add a node.
 
@@ -117,6 +124,12 @@ class Graph(RunnableBase):
             blocking: The sync function does blocking I/O: run it in a worker thread.
             short: A quick step: on Temporal it runs as a local activity (no task-queue round
                 trip). In process it changes nothing.
+            compensate: Undoes the node's effect (a function of the state, or its registry
+                key). If the run is cancelled or fails after this node started, the
+                compensations of the nodes that started run, newest first. It must be
+                idempotent and do nothing when there is nothing to undo.
+            on_failure: ``"park"``: once its attempts are used up, the node waits for an
+                operator (``resolve``: retry, skip or abort) instead of failing the run.
         """
         self._mutable()
         where = f"graph {self.name!r}: node {name!r}"
@@ -139,6 +152,10 @@ class Graph(RunnableBase):
             breaker_name = breaker.name
         elif breaker is not None:
             breaker_name = breaker
+        undo = compensate if isinstance(compensate, str) else None
+        if compensate is not None and not isinstance(compensate, str):
+            call_kind(compensate, blocking=blocking, where=f"{where}: compensate")
+            undo = self._register(compensate, f"{name}.compensate")
         self._nodes[name] = NodeSpec(
             name=name,
             ref=ref,
@@ -147,6 +164,63 @@ class Graph(RunnableBase):
             breaker=breaker_name,
             blocking=blocking,
             short=short,
+            compensate=undo,
+            on_failure=on_failure,
+        )
+        return self
+
+    def add_wait(
+        self,
+        name: str,
+        *,
+        signal: str | None = None,
+        key: str | None = None,
+        timeout: float | timedelta | str | None = None,
+        on_timeout: str | None = None,
+        schema: SchemaLike | None = None,
+    ) -> Self:
+        """Add a node that waits for a value from outside the run: a person's approval,
+        another system's answer.
+
+        The value arrives as signal ``signal`` (a run keeps one sent early until the node
+        waits) and is written to state ``key``; then the node's edges fire, and a router after
+        it can branch on the value. On Temporal a waiting run holds no worker and survives
+        restarts of workers and server.
+
+        Args:
+            name: Unique node name.
+            signal: The signal that delivers the value; default ``name``.
+            key: The state key the value goes to; default the signal's name.
+            timeout: How long to wait (seconds, a timedelta or ``"24h"``); default for ever.
+            on_timeout: The node the run goes on to when the wait times out (then none of
+                the node's other edges fire); without it, a timeout fails the run
+                (:class:`~belugaflow.WaitTimeoutError`).
+            schema: The value's type (a dataclass, ``TypedDict``, pydantic model, ``str``...)
+                or JSON Schema. A value that breaks it is refused: a handle raises
+                :class:`~belugaflow.InputError`, and a run drops it, records it in its
+                ``progress`` and keeps waiting.
+        """
+        self._mutable()
+        if name in self._nodes:
+            raise ValueError(f"graph {self.name!r}: node {name!r} is already defined")
+        signal = signal or name
+        seconds = None
+        if timeout is not None:
+            seconds = (
+                parse_duration(timeout).total_seconds()
+                if isinstance(timeout, str)
+                else to_seconds(timeout, f"graph {self.name!r}: wait node {name!r}: timeout")
+            )
+        self._nodes[name] = NodeSpec(
+            name=name,
+            ref="",
+            wait=WaitSpec(
+                signal=signal,
+                key=key or signal,
+                timeout=seconds,
+                on_timeout=on_timeout,
+                schema=json_schema(schema) if schema is not None else None,
+            ),
         )
         return self
 
@@ -232,14 +306,17 @@ class Graph(RunnableBase):
             max_steps=self._max_steps,
             timeout=self._timeout,
             retry=self._retry,
+            input_schema=self._input_schema,
         )
 
     def compile(self) -> CompiledGraph:
         """Validate, freeze this builder and return the runnable graph (cached)."""
         if self._compiled is None:
+            spec = self.to_spec()
             self._compiled = CompiledGraph(
-                self.to_spec(), self.registry, breakers=self.breakers, hooks=self._hooks
+                spec, self.registry, breakers=self.breakers, hooks=self._hooks
             )
+            self.registry.add_graph(spec)
         return self._compiled
 
     # -- running (compiles on first use) -------------------------------------------------------
@@ -255,6 +332,10 @@ class Graph(RunnableBase):
     async def ainvoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
         """Compile if needed, run on ``input`` on the running loop, return the final state."""
         return await self.compile().ainvoke(input)
+
+    async def start(self, input: Mapping[str, Any], *, id: str | None = None) -> LocalRun:
+        """Compile if needed and start a run in process; see :meth:`CompiledGraph.start`."""
+        return await self.compile().start(input, id=id)
 
     def stream(self, input: Mapping[str, Any]) -> Iterator[Event]:
         """Yield the run's events from sync code."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
-from .._errors import BelugaflowError
-from .._events import Event, EventKind, Hook, RunEvents, stream_events
+from .._errors import BelugaflowError, RunCancelledError
+from .._events import Event, EventKind, Hook, RunEvents, new_run_id, stream_events
 from .._runnable import RunnableBase, run_blocking
+from .._schema import check
 from ..resilience import BreakerRegistry
+from ._board import RunBoard
+from ._handle import LocalRun
 from ._local import run_async, run_sync
 from ._plan import compile_plan
 from ._reducers import SubgraphUpdate
@@ -64,7 +68,23 @@ class CompiledGraph(RunnableBase):
                 f"graph {self.spec.name!r}: input must be a dict of state, "
                 f"got {type(input).__name__}"
             )
+        if self.spec.input_schema is not None:
+            check(self.spec.input_schema, input, f"input of graph {self.spec.name!r}")
         return dict(input)
+
+    async def start(self, input: Mapping[str, Any], *, id: str | None = None) -> LocalRun:
+        """Start a run on the running loop and return its handle, to signal it, ask its
+        progress, cancel it and await its result (the durable engine's handle works alike).
+
+        Raises:
+            InputError: ``input`` breaks the graph's input schema (nothing started).
+        """
+        state = self._state(input)
+        run_id = id or new_run_id()
+        events = RunEvents.open(self._hooks, self.spec.name, run_id)
+        board = RunBoard(self.spec, events)
+        task = asyncio.create_task(self._drive(state, events, board))
+        return LocalRun(run_id, task, board, state)
 
     def invoke(self, input: Mapping[str, Any]) -> dict[str, Any]:
         """Run the graph on ``input`` and return the final state."""
@@ -90,16 +110,30 @@ class CompiledGraph(RunnableBase):
 
     async def _arun(self, state: dict[str, Any], listeners: Sequence[Hook]) -> dict[str, Any]:
         events = RunEvents.open(listeners, self.spec.name)
-        if events is None:
+        board = RunBoard(self.spec, events) if self._plan.needs_board else None
+        if events is None and board is None:
             return await run_async(self._plan, state, None)
+        return await self._drive(state, events, board)
+
+    async def _drive(
+        self, state: dict[str, Any], events: RunEvents | None, board: RunBoard | None
+    ) -> dict[str, Any]:
         began = time.monotonic()
-        events(EventKind.RUN_STARTED, state=dict(state))
+        if events is not None:
+            events(EventKind.RUN_STARTED, state=dict(state))
         try:
-            result = await run_async(self._plan, state, events)
+            result = await run_async(self._plan, state, events, board)
         except BelugaflowError as error:
-            _run_failed(events, error, began)
+            if board is not None:
+                board.status = "cancelled" if isinstance(error, RunCancelledError) else "failed"
+                board.running.clear()
+            if events is not None:
+                _run_failed(events, error, began)
             raise
-        events(EventKind.RUN_COMPLETED, state=result, duration=time.monotonic() - began)
+        if board is not None:
+            board.status = "completed"
+        if events is not None:
+            events(EventKind.RUN_COMPLETED, state=result, duration=time.monotonic() - began)
         return result
 
     async def astream(self, input: Mapping[str, Any]) -> AsyncIterator[Event]:
@@ -117,7 +151,7 @@ class CompiledGraph(RunnableBase):
 def _run_failed(events: RunEvents, error: BaseException, began: float) -> None:
     state = getattr(error, "state", None)
     events(
-        EventKind.RUN_FAILED,
+        EventKind.RUN_CANCELLED if isinstance(error, RunCancelledError) else EventKind.RUN_FAILED,
         error=error,
         state=dict(state) if state is not None else None,
         duration=time.monotonic() - began,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from .._errors import RunError, RunTimeoutError
+from .._errors import NodeFailedError, RunCancelledError, RunError, RunTimeoutError
 from .._events import EventKind, RunEvents
-from .._execute import DeadlineExceeded, Pending, run_step, start_step
+from .._execute import DeadlineExceeded, Pending, StepCall, arun_step, run_step, start_step
+from ._board import RunBoard, Until, park_or_fail, wait
 from ._plan import Plan, RouterCall
 from ._scheduler import Scheduler
 
@@ -58,7 +60,9 @@ def run_sync(plan: Plan, state: dict[str, Any], events: RunEvents | None) -> dic
                 continue
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded
-            sched.merge(i, run_step(steps[i], view, events, deadline))
+            step = steps[i]
+            assert step is not None  # a graph with wait nodes never runs here
+            sched.merge(i, run_step(step, view, events, deadline))
             router: RouterCall | None = routers[i]
             if router is None:
                 sched.finish(i)
@@ -81,13 +85,19 @@ def run_sync(plan: Plan, state: dict[str, Any], events: RunEvents | None) -> dic
     return state
 
 
-async def run_async(plan: Plan, state: dict[str, Any], events: RunEvents | None) -> dict[str, Any]:
+async def run_async(
+    plan: Plan, state: dict[str, Any], events: RunEvents | None, board: RunBoard | None = None
+) -> dict[str, Any]:
     """Run any graph on the running event loop, at most ``max_workers`` nodes at once.
 
     The run's timeout cancels every running task. Plain sync nodes run inline on the scheduler
     (no task); the rest run as tasks, which report
     completion through a done-callback (cheaper than ``asyncio.wait`` per completion). Tasks
     that finished together are taken in node order, so ties are reproducible.
+
+    A graph that waits, parks or compensates runs with a ``board`` (its inbox and progress).
+    Wait nodes hold no worker slot. A failed run, or one cancelled through the board, first
+    lets the nodes still running end, then undoes the nodes that started, newest first.
     """
     spec = plan.spec
     graph = spec.name
@@ -97,10 +107,22 @@ async def run_async(plan: Plan, state: dict[str, Any], events: RunEvents | None)
     ready = sched.ready
     steps = plan.steps
     routers = plan.routers
+    names = plan.topology.names
     running: dict[asyncio.Task[Any], int] = {}
+    started: list[int] = []  # nodes with a compensation that started, in order
+    until = _until(board) if board is not None else None
+    waits = 0  # wait nodes running: they hold no worker slot
 
     async def complete(i: int, update: Any) -> None:
-        sched.merge(i, update)
+        if board is not None:
+            board.running.remove(names[i])
+            board.completed.append(names[i])
+            if steps[i] is None and not sched.receive(i, update):  # a wait that timed out
+                if events is not None:
+                    emit_skips(sched, events)
+                return
+        if steps[i] is not None:
+            sched.merge(i, update)
         router = plan.routers[i]
         if router is None:
             sched.finish(i)
@@ -115,7 +137,7 @@ async def run_async(plan: Plan, state: dict[str, Any], events: RunEvents | None)
 
     def finish_plain(i: int, update: Any) -> bool:
         """The common case without an awaitable router, with no coroutine; False otherwise."""
-        if routers[i] is not None or events is not None:
+        if routers[i] is not None or events is not None or board is not None:
             return False
         sched.merge(i, update)
         sched.finish(i)
@@ -134,17 +156,62 @@ async def run_async(plan: Plan, state: dict[str, Any], events: RunEvents | None)
         task.add_done_callback(on_done)
         running[task] = i
 
+    async def parkable(i: int, step: StepCall) -> Any:
+        assert board is not None and until is not None
+        while True:
+            try:
+                return await arun_step(step, view, events)
+            except NodeFailedError as failed:
+                resolution = await park_or_fail(board, names[i], failed, until)
+                if resolution.action == "skip":
+                    return resolution.update
+
+    def begin(i: int) -> Any:
+        """Start node ``i``: its update if it ran inline, else :data:`PENDING`."""
+        nonlocal waits
+        step = steps[i]
+        if board is not None:
+            board.running.append(names[i])
+            if plan.compensations[i] is not None:
+                started.append(i)
+            if step is None:
+                assert until is not None
+                waits += 1
+                spawn(i, wait(board, spec.nodes[i], until, datetime.now(UTC)))
+                return PENDING
+            if spec.nodes[i].on_failure == "park":
+                spawn(i, parkable(i, step))
+                return PENDING
+        assert step is not None
+        update = start_step(step, view, events)
+        if type(update) is Pending:
+            spawn(i, update.rest)
+            return PENDING
+        return update
+
+    async def compensate() -> None:
+        """Let running nodes end (waits and parked nodes are dropped), then undo, newest
+        first, every node that started."""
+        assert board is not None
+        for task, i in running.items():
+            if steps[i] is None or names[i] in board.parked:
+                task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        running.clear()
+        for i in reversed(started):
+            undo = plan.compensations[i]
+            assert undo is not None
+            await arun_step(undo, view, events)
+
     try:
         async with asyncio.timeout(spec.timeout):
             while True:
-                while ready and len(running) < limit:
+                while ready and len(running) - waits < limit:
                     i = ready.popleft()
                     if not sched.start(i):
                         continue
-                    update = start_step(steps[i], view, events)
-                    if type(update) is Pending:
-                        spawn(i, update.rest)
-                    elif not finish_plain(i, update):
+                    update = begin(i)
+                    if update is not PENDING and not finish_plain(i, update):
                         await complete(i, update)
                 if not running:
                     return state
@@ -156,20 +223,60 @@ async def run_async(plan: Plan, state: dict[str, Any], events: RunEvents | None)
                 finished.clear()
                 for task in batch:
                     i = running.pop(task)
+                    if steps[i] is None:
+                        waits -= 1
                     update = task.result()
                     if not finish_plain(i, update):
                         await complete(i, update)
     except TimeoutError as error:
         assert spec.timeout is not None
-        names = tuple(plan.topology.names[i] for i in sorted(running.values()))
+        names_running = tuple(names[i] for i in sorted(running.values()))
         raise RunTimeoutError(
-            graph=graph, timeout=spec.timeout, node=None, state=dict(state), running=names
+            graph=graph, timeout=spec.timeout, node=None, state=dict(state), running=names_running
         ) from error
     except RunError as error:
+        if started:
+            await compensate()
         error.state = dict(state)
         raise
+    except asyncio.CancelledError:
+        if board is None or board.status != "cancelling":
+            raise
+        await compensate()
+        raise RunCancelledError(
+            f"{graph!r}: the run was cancelled", graph=graph, state=dict(state)
+        ) from None
     finally:
         for task in running:
             task.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+
+
+PENDING: Any = object()
+"""What :func:`run_async`'s ``begin`` returns for a node that runs as a task."""
+
+
+def _until(board: RunBoard) -> Until:
+    """Waiting on ``board`` in process: waiters wake whenever a signal or decision arrives."""
+    waiters: list[asyncio.Future[None]] = []
+
+    def wake() -> None:
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        waiters.clear()
+
+    async def until(predicate: Callable[[], bool], seconds: float | None) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                while not predicate():
+                    waiter = asyncio.get_running_loop().create_future()
+                    waiters.append(waiter)
+                    await waiter
+        except TimeoutError:
+            return False
+        return True
+
+    board.on_change = wake
+    return until

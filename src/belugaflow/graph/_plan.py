@@ -10,13 +10,13 @@ from typing import Any
 from .._errors import SpecError
 from .._execute import StepCall
 from .._runnable import CallKind, call_kind, sync_capable
-from ..resilience import BreakerRegistry
+from ..resilience import BreakerRegistry, RetryPolicy
 from ._reducers import BUILTIN_REDUCERS, Reducer
 from ._registry import Registry
-from ._spec import GraphSpec
+from ._spec import GraphSpec, NodeSpec
 from ._topology import Topology
 
-__all__ = ["Plan", "RouterCall", "compile_plan", "resolve_reducers"]
+__all__ = ["COMPENSATION_RETRY", "Plan", "RouterCall", "compile_plan", "resolve_reducers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +32,17 @@ class Plan:
     """Everything an in-process run needs, by node index."""
 
     topology: Topology
-    steps: tuple[StepCall, ...]
+    steps: tuple[StepCall | None, ...]
+    """The node's call; None for a wait node."""
     routers: tuple[RouterCall | None, ...]
     reducers: Mapping[str, Reducer]
     sync_ok: bool
-    """Every node and router can run without an event loop."""
+    """Every node and router can run without an event loop, and nothing waits, parks or
+    compensates."""
+    compensations: tuple[StepCall | None, ...]
+    """The call that undoes the node, if it has one."""
+    needs_board: bool
+    """A node waits, may park or compensates: runs keep a :class:`~._board.RunBoard`."""
 
     @property
     def spec(self) -> GraphSpec:
@@ -67,9 +73,14 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
             fit its node, or the topology is invalid.
     """
     problems: list[str] = []
-    steps: list[StepCall] = []
+    steps: list[StepCall | None] = []
+    compensations: list[StepCall | None] = []
     for node in spec.nodes:
         where = f"node {node.name!r}"
+        compensations.append(_compensation(spec, node, registry, problems))
+        if node.wait is not None:
+            steps.append(None)
+            continue
         fn = _resolve(registry, node.ref, where, problems)
         breaker = None
         if node.breaker is not None:
@@ -107,8 +118,14 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
     if problems:
         raise SpecError(f"graph {spec.name!r}", problems)
 
-    sync_ok = all(sync_capable(s.fn, s.kind) and s.timeout is None for s in steps) and not any(
-        r is not None and r.is_async for r in routers
+    needs_board = any(
+        node.wait is not None or node.compensate is not None or node.on_failure == "park"
+        for node in spec.nodes
+    )
+    sync_ok = (
+        not needs_board
+        and all(s is not None and sync_capable(s.fn, s.kind) and s.timeout is None for s in steps)
+        and not any(r is not None and r.is_async for r in routers)
     )
     return Plan(
         topology=Topology.of(spec),
@@ -116,7 +133,31 @@ def compile_plan(spec: GraphSpec, registry: Registry, breakers: BreakerRegistry)
         routers=tuple(routers),
         reducers=reducers,
         sync_ok=sync_ok,
+        compensations=tuple(compensations),
+        needs_board=needs_board,
     )
+
+
+COMPENSATION_RETRY = RetryPolicy(max_attempts=0, initial_interval=0.2, max_interval=30.0)
+"""Compensation never gives up on a retryable error (0 = unlimited attempts): a stuck undo shows
+as a retrying step, never as a half-undone run."""
+
+
+def _compensation(
+    spec: GraphSpec, node: NodeSpec, registry: Registry, problems: list[str]
+) -> StepCall | None:
+    if node.compensate is None:
+        return None
+    where = f"the compensation of node {node.name!r}"
+    fn = _resolve(registry, node.compensate, where, problems)
+    if fn is None:
+        return None
+    try:
+        kind = call_kind(fn, blocking=node.blocking, where=where)
+    except TypeError as error:
+        problems.append(str(error))
+        return None
+    return StepCall(spec.name, f"{node.name}.compensate", fn, kind, COMPENSATION_RETRY, None, None)
 
 
 def _resolve(registry: Registry, ref: str, where: str, problems: list[str]) -> Any:

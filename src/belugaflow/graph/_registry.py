@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._builder import Graph
+    from ._spec import GraphSpec
 
 __all__ = ["Registry"]
 
@@ -17,6 +22,38 @@ class Registry:
 
     def __init__(self) -> None:
         self._items: dict[str, object] = {}
+        self._graphs: dict[str, dict[int, GraphSpec]] = {}
+        self._builders: list[Graph] = []
+
+    @property
+    def graphs(self) -> Mapping[str, Mapping[int, GraphSpec]]:
+        """The graphs built with this registry (compiled now if they were not yet): name ->
+        version -> spec. A worker serves each under its name as a workflow type."""
+        while self._builders:
+            self._builders.pop().compile()
+        return self._graphs
+
+    def graph(self, name: str, version: int) -> GraphSpec | None:
+        """The compiled graph ``name`` at ``version``, if there is one (compiles nothing)."""
+        return self._graphs.get(name, {}).get(version)
+
+    def add_builder(self, graph: Graph) -> None:
+        """Count ``graph`` among :attr:`graphs` once it is built."""
+        self._builders.append(graph)
+
+    def add_graph(self, spec: GraphSpec) -> None:
+        """Record ``spec`` under its name and version.
+
+        Raises:
+            ValueError: another definition has that name and version (a run that started on
+                one could otherwise finish on the other).
+        """
+        current = self._graphs.setdefault(spec.name, {}).setdefault(spec.version, spec)
+        if current != spec:
+            raise ValueError(
+                f"graph {spec.name!r} version {spec.version} is already defined differently;"
+                " a changed graph needs a new version (version=...)"
+            )
 
     @staticmethod
     def key_for(obj: object, fallback: str) -> str:

@@ -15,6 +15,9 @@ on Temporal) call :meth:`Scheduler.start`, :meth:`~Scheduler.merge`, :meth:`~Sch
   otherwise the result would depend on timing, and the run fails with StateConflictError.
 * ``max_steps`` bounds the runs of nodes that are part of a loop; a loop-free graph of any size
   runs to its end.
+* A wait node ends with the value a signal brought (:meth:`Scheduler.receive` writes it to its
+  key, and its edges fire as a node's do) or with :data:`TIMED_OUT`, which takes only its
+  ``on_timeout`` route — or, without one, fails the run.
 """
 
 from __future__ import annotations
@@ -23,11 +26,20 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import MaxStepsExceededError, RouteError, RunError, StateConflictError
+from .._errors import (
+    MaxStepsExceededError,
+    RouteError,
+    RunError,
+    StateConflictError,
+    WaitTimeoutError,
+)
 from ._reducers import Reducer, SubgraphUpdate
 from ._topology import Topology
 
-__all__ = ["Scheduler"]
+__all__ = ["TIMED_OUT", "Scheduler"]
+
+TIMED_OUT: Any = type("TimedOut", (), {"__repr__": lambda self: "TIMED_OUT"})()
+"""What a wait node ends with when no signal came in time."""
 
 WAITING, READY, RUNNING, DONE, SKIPPED, PARKED = range(6)
 
@@ -207,8 +219,40 @@ class Scheduler:
             )
         return frozenset(targets)
 
+    def receive(self, i: int, value: Any) -> bool:
+        """Wait node ``i`` ended with ``value``: write it to the node's key and return True
+        (then route and :meth:`finish` it as any node); on :data:`TIMED_OUT`, take the
+        ``on_timeout`` route and return False.
+
+        Raises:
+            WaitTimeoutError: it timed out and has no ``on_timeout`` route.
+        """
+        topo = self.topo
+        wait = topo.spec.nodes[i].wait
+        assert wait is not None
+        if value is not TIMED_OUT:
+            self.merge(i, {wait.key: value})
+            return True
+        target = topo.on_timeout[i]
+        if target is None:
+            graph, name = topo.spec.name, topo.names[i]
+            raise WaitTimeoutError(
+                f"{graph!r}: wait node {name!r} got no {wait.signal!r} signal within"
+                f" {wait.timeout:g} s, and has no on_timeout route",
+                graph=graph,
+                node=name,
+                state=self.state,
+            )
+        self._finish(i, frozenset((target,)))
+        return False
+
     def finish(self, i: int, chosen: frozenset[int] | None = None) -> None:
         """Node ``i`` completed (its update merged); fire its edges."""
+        if self.topo.on_timeout[i] is not None:  # a wait node with two ways out: the receipt's
+            chosen = self.topo.on_receipt[i] | (chosen or frozenset())
+        self._finish(i, chosen)
+
+    def _finish(self, i: int, chosen: frozenset[int] | None) -> None:
         topo = self.topo
         self.status[i] = DONE
         self.running -= 1

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from .._defaults import DEFAULTS
 from .._errors import SpecError
@@ -20,10 +20,28 @@ from ..resilience import RetryPolicy
 from ._mermaid import to_mermaid
 from ._validate import spec_problems
 
-__all__ = ["SPEC_FORMAT", "EdgeSpec", "GraphSpec", "NodeSpec", "RouterSpec"]
+__all__ = ["SPEC_FORMAT", "EdgeSpec", "GraphSpec", "NodeSpec", "RouterSpec", "WaitSpec"]
 
 SPEC_FORMAT = 1
 """Version of the ``to_dict`` layout; bumped on incompatible changes."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitSpec:
+    """What a wait node waits for: a value sent to the run from outside, as a signal."""
+
+    signal: str
+    """The signal (or update) name that delivers the value."""
+    key: str
+    """The state key the value is written to."""
+    timeout: float | None = None
+    """Seconds to wait; None waits for ever."""
+    on_timeout: str | None = None
+    """The node the run goes on to when the wait times out; None fails the run
+    (:class:`~belugaflow.WaitTimeoutError`)."""
+    schema: Mapping[str, Any] | None = None
+    """JSON Schema of the value; a value that breaks it is dropped and recorded, and the run
+    keeps waiting. None accepts any JSON value."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,7 +51,7 @@ class NodeSpec:
     name: str
     """Unique name within the graph."""
     ref: str
-    """Registry key of the callable."""
+    """Registry key of the callable; empty for a wait node."""
     retry: RetryPolicy | None = None
     """Retry policy; None means the graph's default."""
     timeout: float | None = None
@@ -45,6 +63,15 @@ class NodeSpec:
     short: bool = False
     """A quick step (well under a few seconds): on Temporal it runs as a local activity, in
     the worker that runs the workflow, without a round trip through the task queue."""
+    compensate: str | None = None
+    """Registry key of the callable that undoes the node's effect, run when the run is
+    cancelled or fails after the node started (newest first); it must be idempotent and a
+    no-op when there is nothing to undo."""
+    on_failure: Literal["fail", "park"] = "fail"
+    """Once the node's attempts are used up: fail the run, or park it until an operator
+    resolves the node (retry, skip or abort)."""
+    wait: WaitSpec | None = None
+    """Set for a wait node, which runs no callable: it waits for a signal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +121,8 @@ class GraphSpec:
     """Seconds the whole run may take; None means no limit."""
     retry: RetryPolicy = field(default_factory=lambda: DEFAULTS.retry)
     """Retry policy for nodes that do not set their own."""
+    input_schema: Mapping[str, Any] | None = None
+    """JSON Schema of the run's input (the initial state); None accepts any object."""
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -103,6 +132,11 @@ class GraphSpec:
     def problems(self) -> list[str]:
         """Every structural problem of this spec (empty when valid)."""
         return spec_problems(self)
+
+    @property
+    def waits(self) -> dict[str, NodeSpec]:
+        """The wait nodes, by the signal each waits for."""
+        return {n.wait.signal: n for n in self.nodes if n.wait is not None}
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``."""
@@ -137,6 +171,7 @@ class GraphSpec:
             "max_steps": self.max_steps,
             "timeout": self.timeout,
             "retry": retry_to_dict(self.retry),
+            **({"input_schema": self.input_schema} if self.input_schema is not None else {}),
         }
 
     @classmethod
@@ -169,6 +204,7 @@ class GraphSpec:
                 max_steps=data.get("max_steps", DEFAULTS.max_steps),
                 timeout=data.get("timeout", DEFAULTS.graph_timeout),
                 retry=retry_from_dict(data["retry"]) if "retry" in data else DEFAULTS.retry,
+                input_schema=data.get("input_schema"),
             )
         except SpecError:
             raise
@@ -202,6 +238,17 @@ def _node_to_dict(node: NodeSpec) -> dict[str, Any]:
         data["blocking"] = True
     if node.short:
         data["short"] = True
+    if node.compensate is not None:
+        data["compensate"] = node.compensate
+    if node.on_failure != "fail":
+        data["on_failure"] = node.on_failure
+    if node.wait is not None:
+        wait = node.wait
+        data["wait"] = {"signal": wait.signal, "key": wait.key, "timeout": wait.timeout}
+        if wait.on_timeout is not None:
+            data["wait"]["on_timeout"] = wait.on_timeout
+        if wait.schema is not None:
+            data["wait"]["schema"] = wait.schema
     return data
 
 
@@ -215,6 +262,9 @@ def _node_from_dict(data: Mapping[str, Any]) -> NodeSpec:
         breaker=data.get("breaker"),
         blocking=data.get("blocking", False),
         short=data.get("short", False),
+        compensate=data.get("compensate"),
+        on_failure=data.get("on_failure", "fail"),
+        wait=WaitSpec(**data["wait"]) if "wait" in data else None,
     )
 
 

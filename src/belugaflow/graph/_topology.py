@@ -46,6 +46,12 @@ class Topology:
     in_loop: tuple[bool, ...]
     """The node is part of a loop (on a path from a loop's head to an edge back to it): its
     runs count towards ``max_steps``."""
+    on_timeout: tuple[int | None, ...]
+    """A wait node's ``on_timeout`` target. Such a node has two ways out, so its edges are
+    conditional here: on receipt it takes :attr:`on_receipt` (plus its router's choice), on
+    timeout only this target."""
+    on_receipt: tuple[frozenset[int], ...]
+    """The targets of a wait node's unconditional edges, when it has ``on_timeout``."""
 
     @classmethod
     def of(cls, spec: GraphSpec) -> Topology:
@@ -68,6 +74,16 @@ class Topology:
             source = index[router.source]
             routes[source] = {key: index[target] for key, target in router.routes}
             route_targets[source] = list(dict.fromkeys(routes[source].values()))  # type: ignore[union-attr]
+        on_timeout: list[int | None] = [None] * size
+        on_receipt: list[frozenset[int]] = [frozenset()] * size
+        for node in spec.nodes:
+            if node.wait is not None and node.wait.on_timeout is not None:
+                source = index[node.name]
+                on_timeout[source] = target = index[node.wait.on_timeout]
+                on_receipt[source] = frozenset(static_all[source])
+                targets = [*route_targets[source], *static_all[source], target]
+                route_targets[source] = list(dict.fromkeys(targets))
+                static_all[source] = []
         succ_all = [
             [(t, False) for t in static_all[s]] + [(t, True) for t in route_targets[s]]
             for s in range(size)
@@ -129,6 +145,8 @@ class Topology:
             ancestors=ancestors,
             regions=regions,
             in_loop=tuple(in_loop),
+            on_timeout=tuple(on_timeout),
+            on_receipt=tuple(on_receipt),
         )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from ._spec import GraphSpec
+    from ._spec import GraphSpec, NodeSpec
 
-__all__ = ["find_cycle", "reachable", "spec_problems"]
+__all__ = ["RESERVED_SIGNALS", "find_cycle", "reachable", "spec_problems"]
 
 N = TypeVar("N")
 
@@ -31,8 +31,20 @@ def spec_problems(spec: GraphSpec) -> list[str]:
     for node in spec.nodes:
         if not node.name:
             problems.append("a node has an empty name")
-        if not node.ref:
+        if node.wait is not None:
+            problems += _wait_problems(node, known)
+        elif not node.ref:
             problems.append(f"node {node.name!r} has no callable reference")
+        if node.on_failure not in ("fail", "park"):
+            problems.append(
+                f"node {node.name!r}: on_failure must be 'fail' or 'park', got {node.on_failure!r}"
+            )
+    signals = Counter(n.wait.signal for n in spec.nodes if n.wait is not None)
+    for signal, count in signals.items():
+        if count > 1:
+            problems.append(f"{count} wait nodes wait for signal {signal!r}; give each its own")
+    if spec.input_schema is not None:
+        problems += _schema_problems(spec.input_schema, "input_schema")
 
     def unknown(what: str, name: str) -> None:
         if name not in known:
@@ -66,6 +78,61 @@ def spec_problems(spec: GraphSpec) -> list[str]:
 
     problems += _flow_problems(spec, known)
     return problems
+
+
+RESERVED_SIGNALS = frozenset({"resolve"})
+"""Signal names a graph run answers itself (an operator's ``resolve`` of a parked node)."""
+
+
+def _wait_problems(node: NodeSpec, known: set[str]) -> list[str]:
+    wait = node.wait
+    assert wait is not None
+    where = f"wait node {node.name!r}"
+    problems = []
+    if not wait.signal:
+        problems.append(f"{where}: the signal name is empty")
+    elif wait.signal in RESERVED_SIGNALS:
+        problems.append(f"{where}: signal name {wait.signal!r} is reserved")
+    if not wait.key:
+        problems.append(f"{where}: the state key is empty")
+    if wait.timeout is not None and not wait.timeout > 0:
+        problems.append(f"{where}: timeout must be > 0 seconds or None, got {wait.timeout}")
+    if wait.on_timeout is not None:
+        if wait.timeout is None:
+            problems.append(f"{where}: on_timeout={wait.on_timeout!r} needs a timeout")
+        if wait.on_timeout not in known:
+            problems.append(f"{where}: on_timeout refers to unknown node {wait.on_timeout!r}")
+    if wait.schema is not None:
+        problems += _schema_problems(wait.schema, f"{where}: schema")
+    extras = [
+        option
+        for option, given in (
+            ("ref", bool(node.ref)),
+            ("retry", node.retry is not None),
+            ("timeout", node.timeout is not None),
+            ("breaker", node.breaker is not None),
+            ("blocking", node.blocking),
+            ("short", node.short),
+            ("compensate", node.compensate is not None),
+            ("on_failure", node.on_failure != "fail"),
+        )
+        if given
+    ]
+    if extras:
+        problems.append(f"{where} runs no callable, so it takes no {', '.join(extras)}")
+    return problems
+
+
+def _schema_problems(schema: Any, where: str) -> list[str]:
+    from jsonschema import Draft202012Validator, SchemaError
+
+    if not isinstance(schema, Mapping):
+        return [f"{where}: a JSON Schema must be an object, got {type(schema).__name__}"]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        return [f"{where} is not a valid JSON Schema: {error.message}"]
+    return []
 
 
 def _setting_problems(spec: GraphSpec) -> list[str]:
@@ -102,6 +169,9 @@ def _flow_problems(spec: GraphSpec, known: set[str]) -> list[str]:
     for router in spec.routers:
         if router.source in known:
             every[router.source].extend(target for _, target in router.routes if target in known)
+    for node in spec.nodes:
+        if node.wait is not None and node.wait.on_timeout in known:
+            every[node.name].append(node.wait.on_timeout)
     reached = reachable(every, [name for name in spec.entry if name in known])
     for name in static:
         if name not in reached:

@@ -35,7 +35,7 @@ from ._devserver import (
     find_test_server,
 )
 from ._embedded import embedded_server
-from ._engine import TemporalEngine, graph_worker
+from ._engine import DurableRun, TemporalEngine, graph_worker
 from ._payloads import (
     BlobCorruptError,
     BlobMissingError,
@@ -57,6 +57,7 @@ __all__ = [
     "DevServer",
     "DevServerError",
     "Durability",
+    "DurableRun",
     "LocalBlobStore",
     "LogLevel",
     "PayloadTooLargeError",

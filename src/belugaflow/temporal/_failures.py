@@ -12,9 +12,11 @@ from .._errors import (
     MaxStepsExceededError,
     NodeFailedError,
     RouteError,
+    RunCancelledError,
     RunError,
     RunTimeoutError,
     StateConflictError,
+    WaitTimeoutError,
 )
 from ..resilience import RetryPolicy
 
@@ -28,6 +30,8 @@ _FIELDS: dict[type[RunError], tuple[str, ...]] = {
     StateConflictError: ("key", "nodes"),
     MaxStepsExceededError: (),
     RunTimeoutError: ("timeout", "running"),
+    WaitTimeoutError: (),
+    RunCancelledError: (),
 }
 _BY_NAME = {cls.__name__: cls for cls in _FIELDS}
 

@@ -36,6 +36,7 @@ def create_worker(
         hooks=orch.hooks,
         workflows=orch.workflows,
         activities=orch.activities,
+        heartbeat_timeout=orch.heartbeat_timeout,
         **options,
     )
 
