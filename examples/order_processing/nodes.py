@@ -14,7 +14,14 @@ from belugaflow import NonRetryableError
 
 from .db import Store
 
-__all__ = ["OrderNodes", "State", "Update", "route_inventory"]
+__all__ = [
+    "OrderNodes",
+    "State",
+    "Update",
+    "route_decision",
+    "route_inventory",
+    "route_review",
+]
 
 State = Mapping[str, Any]
 Update = dict[str, Any]
@@ -68,18 +75,48 @@ class OrderNodes:
         )
         return {"fulfillment_id": fulfillment_id}
 
+    def release(self, state: State) -> Update:
+        """Give the reserved items back (a no-op when nothing is reserved)."""
+        return {"released": self.store.release(state["order_id"])}
+
+    def refund(self, state: State) -> Update:
+        """Refund the payment (a no-op when nothing was charged)."""
+        return {"refund_id": self.store.refund(state["order_id"])}
+
+    def review_timeout(self, state: State) -> Update:
+        """The reviewer did not answer in time."""
+        return {"status": "review_timeout", "reason": "no review before the deadline"}
+
     def notify(self, state: State) -> Update:
-        """Tell the customer; runs on both paths and sets the final ``status``."""
+        """Tell the customer; every path ends here and it sets the final ``status``."""
         order_id = state["order_id"]
         if state.get("fulfillment_id"):
             status = "completed"
             message = f"order {order_id} is paid and on its way ({state['fulfillment_id']})"
-        else:
+        elif not state.get("in_stock"):
             status = "out_of_stock"
             message = f"sorry, {state['product_id']} is out of stock; order {order_id} not charged"
+        else:
+            status = state.get("status") or "rejected"
+            message = f"order {order_id} was not accepted ({status}); nothing was charged"
         return {"status": status, "message": message}
 
 
 def route_inventory(state: State) -> str:
     """After ``check_inventory``: the route key to take."""
     return "in_stock" if state["in_stock"] else "out_of_stock"
+
+
+def route_decision(state: State) -> str:
+    """After ``decide``: ``approve``, ``review`` (the decision asks for it, or the order is
+    worth more than its ``review_threshold``) or ``reject``."""
+    action = state["decision"]["action"]
+    threshold = state.get("review_threshold")
+    if action == "manual_review" or (threshold is not None and state["amount"] > threshold):
+        return "review" if action != "reject" else "reject"
+    return "approve" if action == "approve" else "reject"
+
+
+def route_review(state: State) -> str:
+    """After the review: the reviewer's verdict."""
+    return "approve" if state["review"]["verdict"] == "approve" else "reject"

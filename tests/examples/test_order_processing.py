@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from belugaflow import NodeFailedError, NonRetryableError, Orchestrator
+from belugaflow import InputError, NodeFailedError, NonRetryableError, Orchestrator
 from belugaflow.temporal import DevServer
 from belugaflow.temporal._devserver import _free_port as free_port
 from belugaflow.testing import no_backoff
@@ -89,8 +89,26 @@ def test_flaky_payment_is_retried_and_charges_once(store: Store) -> None:
 @pytest.mark.parametrize(
     ("order", "problem"),
     [
-        ({"product_id": "prod-1"}, "order_id"),
-        ({"order_id": "o-4"}, "product_id"),
+        ({"product_id": "prod-1"}, "order_id: missing (required)"),
+        ({"order_id": "o-4"}, "product_id: missing (required)"),
+        ({"order_id": "o-4", "product_id": "prod-1", "qty": 2}, "qty: unknown field"),
+        ({"order_id": "o-4", "product_id": "prod-1", "quantity": "2"}, "quantity: '2' is not"),
+    ],
+)
+def test_a_malformed_order_is_refused_before_the_run(
+    store: Store, order: dict[str, Any], problem: str
+) -> None:
+    """The graph's input schema names each bad field; nothing runs."""
+    graph = build_order_graph(Orchestrator(), store)
+    with pytest.raises(InputError, match="input of graph 'order-processing'") as caught:
+        graph.invoke(order)
+    assert problem in "\n".join(caught.value.problems)
+    assert store.count("reservations", "o-4") == 0
+
+
+@pytest.mark.parametrize(
+    ("order", "problem"),
+    [
         ({"order_id": "o-4", "product_id": "prod-1", "quantity": 0}, "quantity"),
         ({"order_id": "o-4", "product_id": "prod-1", "quantity": -1}, "quantity"),
         ({"order_id": "o-4", "product_id": "nope"}, "unknown product"),
