@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, NotRequired
 
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from belugaflow import Graph, Orchestrator
 
@@ -50,7 +50,7 @@ class OrderInput(TypedDict):
 class Review(TypedDict):
     """What a reviewer sends as the ``review`` signal."""
 
-    verdict: str
+    verdict: Literal["approve", "reject"]
     note: NotRequired[str]
 
 
@@ -99,7 +99,9 @@ def build_order_graph(
     # SQLite calls block: blocking=True runs these nodes in worker threads. Each side effect
     # is idempotent per order, and each one that can be undone names its compensation.
     graph.add_node("validate", nodes.validate, blocking=True)
-    graph.add_node("check_inventory", nodes.check_inventory, blocking=True, compensate=nodes.release)
+    graph.add_node(
+        "check_inventory", nodes.check_inventory, blocking=True, compensate=nodes.release
+    )
     graph.add_node("decide", decision_node(decide or default_decide))
     graph.add_wait(
         "await_review",
@@ -111,7 +113,11 @@ def build_order_graph(
     graph.add_node("review_timeout", nodes.review_timeout)
     # A timed-out attempt is abandoned, not killed; charge() is idempotent, so its retry is safe.
     graph.add_node(
-        "process_payment", nodes.process_payment, blocking=True, timeout=30.0, compensate=nodes.refund
+        "process_payment",
+        nodes.process_payment,
+        blocking=True,
+        timeout=30.0,
+        compensate=nodes.refund,
     )
     graph.add_node("fulfill", nodes.fulfill, blocking=True)
     graph.add_node("release", nodes.release, blocking=True)

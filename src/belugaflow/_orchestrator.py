@@ -216,6 +216,22 @@ class Orchestrator:
             self.workflows.append(workflow)
         return workflow
 
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """The published schema of every workflow type this orchestrator's workers serve — its
+        graphs (newest version of each) and its hand-written workflows — by type name: input,
+        result, signals, updates and queries as JSON Schema."""
+        found = {
+            name: versions[max(versions)].schema()
+            for name, versions in self.registry.graphs.items()
+        }
+        if self.workflows:
+            from .temporal._schemas import workflow_schema
+
+            for workflow in self.workflows:
+                schema = workflow_schema(workflow)
+                found[schema["workflow_type"]] = schema
+        return found
+
     def register_activities(self, *activities: Callable[..., Any]) -> None:
         """Make Temporal activities part of this orchestrator's workers."""
         self.activities.extend(a for a in activities if a not in self.activities)

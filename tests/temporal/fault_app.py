@@ -192,6 +192,7 @@ class WorkerProcess:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.log = log
+        self.task_queue = task_queue
         command = [*belugaflow_command(), "worker", "--app", app, "--address", address]
         command += ["--namespace", namespace, "--task-queue", task_queue]
         with log.open("ab") as out:

@@ -16,8 +16,8 @@ from typing_extensions import TypedDict
 from belugaflow import (
     Graph,
     InputError,
-    Registry,
     NodeFailedError,
+    Registry,
     RetryableError,
     RetryPolicy,
     RunCancelledError,
@@ -124,7 +124,9 @@ async def test_a_wait_takes_the_signal_into_the_state_and_routes_on_it(
     assert progress["waiting"][0]["signal"] == "review" and progress["waiting"][0]["until"]
     await handle.signal("review", {"verdict": verdict, "note": "looked fine"})
     state = await handle.result()
-    assert state["status"] == verdict.rstrip("e") + "ed" and state["review"]["note"] == "looked fine"
+    assert (
+        state["status"] == verdict.rstrip("e") + "ed" and state["review"]["note"] == "looked fine"
+    )
     assert undone == []
 
 
@@ -137,7 +139,7 @@ async def test_a_wait_without_on_timeout_fails_the_run(runner: Runner) -> None:
     graph = runner.graph("wait-fails")
     graph.add_wait("w", timeout=0.3).set_entry_point("w").set_finish_point("w")
     handle = await runner.start(graph, {})
-    with pytest.raises(WaitTimeoutError, match="got no 'w' signal within 0.3 s"):
+    with pytest.raises(WaitTimeoutError, match=r"got no 'w' signal within 0\.3 s"):
         await handle.result()
 
 

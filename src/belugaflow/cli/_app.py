@@ -11,6 +11,7 @@ from belugaflow.cli._config import config_app
 from belugaflow.cli._graph import graph_app
 from belugaflow.cli._server import server_app
 from belugaflow.cli._worker import worker
+from belugaflow.cli._workflows import workflows_app
 
 __all__ = ["app", "main"]
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(graph_app, name="graph")
 app.add_typer(server_app, name="server")
+app.add_typer(workflows_app, name="workflows")
 app.command("worker")(worker)
 
 

@@ -9,8 +9,14 @@ from typing import Annotated
 
 import typer
 
+from belugaflow import SpecError
 from belugaflow.cli._output import fail
-from belugaflow.cli._target import TargetError, load_graph_spec, parse_target
+from belugaflow.cli._target import (
+    TargetError,
+    load_graph_spec,
+    load_orchestrator,
+    parse_target,
+)
 
 __all__ = ["GraphFormat", "graph_app"]
 
@@ -67,3 +73,41 @@ def show(
         typer.echo(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
     else:
         typer.echo(spec.to_mermaid(), nl=False)
+
+
+APP_OPTION = typer.Option(
+    "--app",
+    metavar="MODULE:ORCH",
+    help="Import path of your Orchestrator (or a zero-argument factory returning one),"
+    " e.g. examples.order_processing.app:orch.",
+    callback=_check_target,
+)
+
+
+@graph_app.command("list")
+def list_graphs(
+    app: Annotated[str, APP_OPTION],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per graph.")] = False,
+) -> None:
+    """List the graphs a worker of the app serves: each is a workflow type of its own name.
+
+    Exits 1 if the app does not import or a graph does not compile.
+    """
+    try:
+        graphs = load_orchestrator(app, search_dir=os.getcwd()).registry.graphs
+    except (TargetError, ValueError, SpecError) as error:
+        fail(str(error))
+    if not graphs and not as_json:
+        typer.echo(f"{app} serves no graphs")
+        return
+    if not as_json:
+        typer.echo(f"{'WORKFLOW TYPE':<24} {'VERSIONS':<10} {'NODES':>5}  WAITS FOR")
+    for name, versions in sorted(graphs.items()):
+        spec = versions[max(versions)]
+        if as_json:
+            row = {"workflow_type": name, "versions": sorted(versions), "nodes": len(spec.nodes)}
+            typer.echo(json.dumps({**row, "waits_for": sorted(spec.waits)}))
+        else:
+            listed = ",".join(map(str, sorted(versions)))
+            waits = ", ".join(sorted(spec.waits)) or "-"
+            typer.echo(f"{name:<24} {listed:<10} {len(spec.nodes):>5}  {waits}")

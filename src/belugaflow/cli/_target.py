@@ -8,9 +8,9 @@ import inspect
 import sys
 from collections.abc import Callable
 
-from belugaflow import CompiledGraph, Graph, GraphSpec, SpecError
+from belugaflow import CompiledGraph, Graph, GraphSpec, Orchestrator, SpecError
 
-__all__ = ["TargetError", "load_graph_spec", "load_object", "parse_target"]
+__all__ = ["TargetError", "load_graph_spec", "load_object", "load_orchestrator", "parse_target"]
 
 _ACCEPTED = "a Graph, CompiledGraph or GraphSpec (or a zero-argument callable returning one)"
 
@@ -73,6 +73,20 @@ def load_object(
     if not isinstance(obj, accept):
         raise TargetError(f"{target}: expected {accepted}, got {type(obj).__name__}")
     return obj
+
+
+def load_orchestrator(target: str, *, search_dir: str | None = None) -> Orchestrator:
+    """Import the :class:`~belugaflow.Orchestrator` (or its factory) at ``target``.
+
+    Raises:
+        ValueError: ``target`` is malformed.
+        TargetError: as :func:`load_object`.
+    """
+    orch = load_object(
+        target, accept=(Orchestrator,), accepted="an Orchestrator", search_dir=search_dir
+    )
+    assert isinstance(orch, Orchestrator)
+    return orch
 
 
 def load_graph_spec(target: str, *, search_dir: str | None = None) -> GraphSpec:

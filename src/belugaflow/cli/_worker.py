@@ -9,9 +9,8 @@ from typing import Annotated
 
 import typer
 
-from belugaflow import Orchestrator
 from belugaflow.cli._output import ExitCode, fail
-from belugaflow.cli._target import TargetError, load_object
+from belugaflow.cli._target import TargetError, load_orchestrator
 
 __all__ = ["worker"]
 
@@ -46,12 +45,9 @@ def worker(
     Start several on one task queue to share the work.
     """
     try:
-        orch = load_object(
-            app, accept=(Orchestrator,), accepted="an Orchestrator", search_dir=os.getcwd()
-        )
+        orch = load_orchestrator(app, search_dir=os.getcwd())
     except (TargetError, ValueError) as error:
         fail(str(error))
-    assert isinstance(orch, Orchestrator)
     orch.temporal_address = address or orch.temporal_address
     orch.temporal_namespace = namespace or orch.temporal_namespace
     queue = task_queue or orch.workflow_task_queue

@@ -149,6 +149,13 @@ class GraphSpec:
         """The graph as a Mermaid flowchart: solid edges always fire, dotted ones are routes."""
         return to_mermaid(self)
 
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schemas a client needs to drive this graph's runs: input, result, signals,
+        updates and the ``progress`` query (the same shape as a hand-written workflow's)."""
+        from ._published import graph_schema
+
+        return graph_schema(self)
+
     # -- serialization -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
