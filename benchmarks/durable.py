@@ -38,6 +38,8 @@ __all__ = ["w5"]
 
 STEPS = 4
 TIMEOUT = timedelta(seconds=30)
+TARGET = 0.97
+"""The graph's rate as a fraction of the raw SDK's, at least."""
 RUN_TIMEOUT = timedelta(minutes=10)
 """The whole-run limit of both: a graph's default ``timeout`` becomes the workflow's execution
 timeout (a server-side timer, ~5% of a burst's throughput), so the raw workflow gets it too."""
@@ -174,7 +176,8 @@ def _graph_setup(short: bool) -> _Setup:
     def setup(client: Client) -> tuple[Any, Callable[[], Awaitable[Any]]]:
         orch = Orchestrator()
         graph = order_graph(orch, short=short)
-        engine = TemporalEngine(client, task_queue="bench-graph")
+        # The orchestrator's registry: the graph starts by name, its input the state alone.
+        engine = TemporalEngine(client, task_queue="bench-graph", registry=orch.registry)
         worker = graph_worker(client, task_queue="bench-graph", registry=orch.registry)
         return worker, functools.partial(engine.run, graph, {})
 
@@ -219,8 +222,8 @@ async def _w5(burst: int, rounds: int) -> list[dict[str, Any]]:
         records += [
             {**common, "impl": "raw temporalio", **raw.summary()},
             {**common, "impl": "GraphWorkflow", **ours.summary(), "ratio_to_raw": round(ratio, 2),
-             "cpu_ratio_to_raw": round(cpu_ratio, 2), "target_ratio": 0.95,
-             "meets_ratio": ratio >= 0.95},
+             "cpu_ratio_to_raw": round(cpu_ratio, 2), "target_ratio": TARGET,
+             "meets_ratio": ratio >= TARGET},
         ]  # fmt: skip
     return records
 

@@ -95,7 +95,14 @@ def build_order_graph(
         version: The graph's version; a changed graph needs a new one.
     """
     nodes = nodes if nodes is not None else OrderNodes(store)
-    graph = orch.create_graph(GRAPH_NAME, input_schema=OrderInput, version=version)
+    review = (
+        review_timeout.total_seconds()
+        if isinstance(review_timeout, timedelta)
+        else float(review_timeout)
+    )
+    # The run may take its usual time plus the review's: a waiting order never times out whole.
+    budget = None if orch.graph_timeout is None else orch.graph_timeout + review
+    graph = orch.create_graph(GRAPH_NAME, input_schema=OrderInput, version=version, timeout=budget)
     # SQLite calls block: blocking=True runs these nodes in worker threads. Each side effect
     # is idempotent per order, and each one that can be undone names its compensation.
     graph.add_node("validate", nodes.validate, blocking=True)
@@ -106,7 +113,7 @@ def build_order_graph(
     graph.add_wait(
         "await_review",
         signal="review",
-        timeout=review_timeout,
+        timeout=review,
         on_timeout="review_timeout",
         schema=Review,
     )

@@ -402,3 +402,56 @@ def test_graph_show_rejects_a_malformed_import_path(project: Path, target: str) 
 def test_graph_show_rejects_an_unknown_format(project: Path) -> None:
     """Only mermaid and json are accepted formats."""
     assert invoke("graph", "show", "flows:graph", "--format", "png").exit_code == 2
+
+
+# --- graph list, workflows schema ---------------------------------------------------------------
+
+APP = """\
+from belugaflow import Orchestrator
+
+orch = Orchestrator()
+for version in (1, 2):
+    graph = orch.create_graph("approval", version=version, input_schema={
+        "type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]
+    })
+    graph.add_wait("await_ok", signal="ok", timeout=60)
+    graph.set_entry_point("await_ok").set_finish_point("await_ok")
+"""
+
+
+@pytest.fixture
+def app_module(project: Path) -> str:
+    (project / "approvals.py").write_text(APP, encoding="utf-8")
+    return "approvals:orch"
+
+
+def test_graph_list_names_what_a_worker_serves(app_module: str) -> None:
+    result = invoke("graph", "list", "--app", app_module)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["WORKFLOW", "TYPE", "VERSIONS", "NODES", "WAITS", "FOR"]
+    assert lines[1].split() == ["approval", "1,2", "1", "ok"]
+    as_json = invoke("graph", "list", "--app", app_module, "--json")
+    assert json.loads(as_json.stdout) == {
+        "workflow_type": "approval",
+        "versions": [1, 2],
+        "nodes": 1,
+        "waits_for": ["ok"],
+    }
+
+
+def test_workflows_schema_prints_a_graphs_schemas(app_module: str) -> None:
+    result = invoke("workflows", "schema", "approval", "--app", app_module)
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert schema["workflow_type"] == "approval" and schema["version"] == 2
+    assert schema["input"]["required"] == ["amount"]
+    assert schema["input"]["additionalProperties"] is False
+    assert set(schema["signals"]) == {"ok", "resolve"}
+    assert set(schema["queries"]) == {"progress"}
+
+
+def test_workflows_schema_names_the_types_an_app_serves(app_module: str) -> None:
+    result = invoke("workflows", "schema", "aproval", "--app", app_module)
+    assert result.exit_code == 1
+    assert "serves no workflow type 'aproval' (it serves: approval)" in result.output

@@ -153,7 +153,7 @@ class RunBoard:
             "graph": self.spec.name,
             "version": self.spec.version,
             "status": status,
-            "running": [n for n in self.running if n not in self.waiting],
+            "running": [n for n in self.running if n not in self.waiting and n not in self.parked],
             "waiting": list(self.waiting.values()),
             "parked": list(self.parked.values()),
             "completed": list(self.completed),

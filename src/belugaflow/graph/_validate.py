@@ -33,6 +33,14 @@ def spec_problems(spec: GraphSpec) -> list[str]:
             problems.append("a node has an empty name")
         if node.wait is not None:
             problems += _wait_problems(node, known)
+            limit, wait = spec.timeout, node.wait.timeout
+            if limit is not None and (wait is None or wait >= limit):
+                waits = "for ever" if wait is None else f"up to {wait:g} s"
+                problems.append(
+                    f"wait node {node.name!r} waits {waits}, but the whole run may take only"
+                    f" {limit:g} s (the graph's timeout): raise the graph's timeout above the"
+                    " wait's, or set it to None"
+                )
         elif not node.ref:
             problems.append(f"node {node.name!r} has no callable reference")
         if node.on_failure not in ("fail", "park"):

@@ -133,6 +133,7 @@ class GraphActivities:
         self.registry = registry
         self.breakers = breakers or BreakerRegistry()
         self.hooks = tuple(hooks)
+        self._kinds: dict[tuple[str, bool, bool], tuple[Any, CallKind]] = {}
 
     def _resolve(self, ref: str, what: str) -> Any:
         try:
@@ -144,13 +145,24 @@ class GraphActivities:
                 non_retryable=True,
             ) from None
 
+    def _callable(self, call: Mapping[str, Any], where: str) -> tuple[Any, CallKind]:
+        """The node's callable and how to call it, looked up once per worker (a key always
+        means the same callable)."""
+        timeout = call.get("timeout")
+        key = (call["ref"], call["blocking"], timeout is not None)
+        found = self._kinds.get(key)
+        if found is None:
+            fn = self._resolve(call["ref"], where)
+            kind = call_kind(fn, blocking=call["blocking"], where=where)
+            if kind is CallKind.INLINE and timeout is not None:
+                kind = CallKind.THREAD  # as in process: only a thread can be abandoned
+            found = self._kinds[key] = (fn, kind)
+        return found
+
     def _step(self, call: Mapping[str, Any], info: activity.Info) -> StepCall:
         where = f"graph {call['graph']!r}: node {call['node']!r}"
-        fn = self._resolve(call["ref"], where)
-        kind = call_kind(fn, blocking=call["blocking"], where=where)
+        fn, kind = self._callable(call, where)
         timeout = call.get("timeout")
-        if kind is CallKind.INLINE and timeout is not None:
-            kind = CallKind.THREAD  # as in process: only a thread can be abandoned
         breaker = None
         if "breaker" in call:
             breaker = self.breakers.get(call["breaker"])

@@ -203,6 +203,7 @@ class _GraphRun:
         self._board: RunBoard | None = None
         self._state: dict[str, Any] = {}
         self._early: list[tuple[str, Any]] = []  # signals that came before the board
+        self._early_dropped: list[str] = []
 
     @workflow.query(name="progress")
     def progress(self) -> dict[str, Any]:
@@ -243,10 +244,8 @@ class _GraphRun:
             raise _refusal(f"update {name!r}", found)
 
     def _dropped(self, name: str, why: str) -> None:
-        if self._board is not None:
-            self._board.dropped.append(f"signal {name!r}: {why}")
-        else:
-            self._early.append((name, _Undecodable(why)))
+        dropped = self._board.dropped if self._board is not None else self._early_dropped
+        dropped.append(f"signal {name!r}: {why}")
 
     async def _execute(
         self, compiled: Compiled, state: dict[str, Any], heartbeat: timedelta
@@ -257,12 +256,9 @@ class _GraphRun:
         sched = Scheduler(topology, reducers, state, record_skips=bool(hooks))
         self._state = sched.state
         board = self._board = RunBoard(spec, events)
+        board.dropped.extend(self._early_dropped)
         for name, value in self._early:
-            if isinstance(value, _Undecodable):
-                board.dropped.append(f"signal {name!r}: {value.why}")
-            else:
-                board.signal(name, value)
-        self._early.clear()
+            board.signal(name, value)
         if events is not None:
             events(EventKind.RUN_STARTED, state=dict(sched.state))
         try:
@@ -282,11 +278,6 @@ class _GraphRun:
         if events is not None:
             events(EventKind.RUN_COMPLETED, state=result, duration=_elapsed())
         return result
-
-
-@dataclass(frozen=True, slots=True)
-class _Undecodable:
-    why: str
 
 
 @workflow.defn(name="belugaflow.graph", sandboxed=False)
@@ -344,7 +335,7 @@ class NamedGraphWorkflow(_GraphRun):
 def _pinned(name: str, versions: Mapping[int, Compiled]) -> Compiled:
     """The version this run runs on, the same on every replay: its memo's, else the newest
     served when the run started (recorded as a marker the first time)."""
-    version = workflow.memo().get("version")
+    version = workflow.memo_value("version", None)
     if version is None:
         for candidate in sorted(versions, reverse=True):
             if workflow.patched(f"{VERSION_MARK}{candidate}"):
@@ -408,11 +399,14 @@ class _Drive:
                 node = spec.nodes[i]
                 if node.compensate is not None:
                     self.started.append(i)
+                task: asyncio.Task[Any]
                 if node.wait is not None:
                     waits += 1
                     task = asyncio.create_task(wait(board, node, _until, workflow.now()))
-                else:
-                    task = asyncio.create_task(self._node(i, sched.steps))
+                elif node.on_failure == "park":
+                    task = asyncio.create_task(self._parkable(i, sched.steps))
+                else:  # the activity's own handle: no task of ours around it
+                    task = self._start(i, f"{sched.steps}:{node.name}")
                 running[task] = i
                 board.running.append(topo.names[i])
             if not running:
@@ -422,7 +416,11 @@ class _Drive:
                 i = running.pop(task)
                 board.running.remove(topo.names[i])
                 board.completed.append(topo.names[i])
-                update = task.result()
+                try:
+                    update = task.result()
+                except NODE_FAILURES as error:
+                    failed = node_failure(spec.name, topo.names[i], self.nodes[i].retry, error)
+                    raise failed from failed.__cause__
                 if spec.nodes[i].wait is not None:
                     waits -= 1
                     if not sched.receive(i, update):  # timed out, took its on_timeout route
@@ -440,20 +438,22 @@ class _Drive:
                 if self.events is not None:
                     emit_skips(sched, self.events)
 
-    async def _node(self, i: int, step: int) -> Any:
-        """Node ``i``'s update; a node that parks on failure waits here for its operator."""
+    def _start(self, i: int, activity_id: str) -> workflow.ActivityHandle[Any]:
+        """Start node ``i``'s activity (``activity_id`` is readable in the UI, and unique
+        across loops and retries)."""
         node = self.spec.nodes[i]
-        options = self.nodes[i]
-        activity_id = f"{step}:{node.name}"  # readable in the UI, unique across loops
+        return self._activity(self._call(i, node.ref), self.nodes[i], activity_id, node.short)
+
+    async def _parkable(self, i: int, step: int) -> Any:
+        """Node ``i``'s update; once its attempts are used up, it waits for its operator."""
+        node = self.spec.nodes[i]
+        activity_id = f"{step}:{node.name}"
         round = 0
         while True:
             try:
-                call = self._call(i, node.ref)
-                return await self._activity(call, options, activity_id, short=node.short)
+                return await self._start(i, activity_id)
             except NODE_FAILURES as error:
-                failed = node_failure(self.spec.name, node.name, options.retry, error)
-                if node.on_failure != "park":
-                    raise failed from failed.__cause__
+                failed = node_failure(self.spec.name, node.name, self.nodes[i].retry, error)
             resolution = await park_or_fail(self.board, node.name, failed, _until)
             if resolution.action == "skip":
                 return resolution.update
@@ -476,9 +476,11 @@ class _Drive:
             call["breaker"] = node.breaker
         return call
 
-    def _activity(self, call: NodeCall, options: _Node, activity_id: str, *, short: bool) -> Any:
+    def _activity(
+        self, call: NodeCall, options: _Node, activity_id: str, short: bool
+    ) -> workflow.ActivityHandle[Any]:
         if short:
-            return workflow.execute_local_activity(
+            return workflow.start_local_activity(
                 NODE_ACTIVITY,
                 call,
                 start_to_close_timeout=options.attempt_limit,
@@ -486,7 +488,7 @@ class _Drive:
                 activity_id=activity_id,
             )
         heartbeat = self.heartbeat
-        return workflow.execute_activity(
+        return workflow.start_activity(
             NODE_ACTIVITY,
             call,
             start_to_close_timeout=options.attempt_limit,
@@ -513,7 +515,7 @@ class _Drive:
             )
             call = self._call(i, undo, ".compensate")
             try:
-                await self._activity(call, options, f"undo:{nodes[i].name}", short=False)
+                await self._activity(call, options, f"undo:{nodes[i].name}", False)
             except NODE_FAILURES as error:  # a non-retryable error: the undo cannot be done
                 failed = node_failure(self.spec.name, call["node"], options.retry, error)
                 raise failed from failed.__cause__
