@@ -22,6 +22,7 @@ current directory (next to the dev server's ``.belugaflow/temporal.db``). Start 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +98,16 @@ async def start_order(
     The workflow id (default ``order-<order_id>``) is the idempotency key: starting it again
     returns the running (or finished) run. ``steps`` default to ``orch``'s config
     (:meth:`~.workflow.StepOptions.from_orchestrator`); the execution timeout is
-    ``orchestration.workflow.timeout``.
+    ``orchestration.workflow.timeout`` plus the order's ``review_timeout``, so an order that
+    waits for its reviewer never times out as a whole first.
     """
     request = OrderRequest.of(order, steps or StepOptions.from_orchestrator(orch))
+    options: dict[str, Any] = {}
+    if orch.workflow_timeout is not None:
+        budget = orch.workflow_timeout + order.review_timeout
+        options["execution_timeout"] = timedelta(seconds=budget)
     return await orch.start_workflow(
-        OrderProcessingWorkflow.run, request, id=id or f"order-{order.order_id}"
+        OrderProcessingWorkflow.run, request, id=id or f"order-{order.order_id}", **options
     )
 
 

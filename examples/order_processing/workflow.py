@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,10 +39,15 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    import jsonschema  # noqa: F401  (used by parse(); imported here, outside the sandbox)
+    import pydantic  # noqa: F401
     from temporalio.client import Client
+    from temporalio.exceptions import ApplicationError
     from temporalio.worker import Worker
 
-    from belugaflow import RetryPolicy
+    from belugaflow import InputError, RetryPolicy
+    from belugaflow._schema import parse
+    from belugaflow.temporal import publish
 
     from .activities import (
         Decider,
@@ -141,6 +147,8 @@ class Progress:
     ``process_payment``, ``fulfill``, ``compensate`` or ``done``."""
     decision: str | None = None
     reason: str = ""
+    dropped: tuple[str, ...] = ()
+    """Signals the workflow refused (a value of the wrong type), with why."""
 
 
 async def _settled(handle: workflow.ActivityHandle[T]) -> T:
@@ -170,8 +178,15 @@ async def _uncancellable(handle: workflow.ActivityHandle[T]) -> T:
 
 
 @workflow.defn(name="OrderProcessingWorkflow")
+@publish(input=OrderRequest, signals={"approve": str, "reject": str})
 class OrderProcessingWorkflow:
-    """Process one order; the workflow id is the idempotency key (e.g. ``order-<id>``)."""
+    """Process one order; the workflow id is the idempotency key (e.g. ``order-<id>``).
+
+    Its input and signals arrive as plain JSON and are checked here, against the published
+    schema (``belugaflow workflows schema OrderProcessingWorkflow``): an input with an unknown,
+    missing or mistyped field fails the run at once, naming each; a signal of the wrong type
+    is dropped and listed in ``progress``.
+    """
 
     def __init__(self) -> None:
         self._step = "started"
@@ -180,31 +195,44 @@ class OrderProcessingWorkflow:
         self._reserving = False  # a reservation may exist: release it when compensating
         self._charging = False  # a payment may exist: refund it when compensating
         self._steps = StepOptions()
+        self._dropped: list[str] = []
 
     @workflow.signal
-    def approve(self, note: str = "") -> None:
-        """A reviewer approves the order (the first verdict counts)."""
-        if self._verdict is None:
-            self._verdict = ("approve", note)
+    def approve(self, note: Any = "") -> None:
+        """A reviewer approves the order, with a note (the first verdict counts)."""
+        self._review("approve", note)
 
     @workflow.signal
-    def reject(self, reason: str = "") -> None:
-        """A reviewer rejects the order (the first verdict counts)."""
-        if self._verdict is None:
-            self._verdict = ("reject", reason)
+    def reject(self, reason: Any = "") -> None:
+        """A reviewer rejects the order, saying why (the first verdict counts)."""
+        self._review("reject", reason)
+
+    def _review(self, verdict: str, text: Any) -> None:
+        if not isinstance(text, str):
+            self._dropped.append(
+                f"signal {verdict!r}: expected a string, got {type(text).__name__} {text!r}"
+            )
+        elif self._verdict is None:
+            self._verdict = (verdict, text)
 
     @workflow.query
     def progress(self) -> Progress:
-        """The current step, and the decision once made."""
+        """The current step, the decision once made, and the signals refused."""
         decision = self._decision
+        dropped = tuple(self._dropped)
         if decision is None:
-            return Progress(self._step)
-        return Progress(self._step, decision.action, decision.reason)
+            return Progress(self._step, dropped=dropped)
+        return Progress(self._step, decision.action, decision.reason, dropped)
 
     @workflow.run
-    async def run(self, order: OrderRequest | Order) -> OrderResult:
-        # Tried first, OrderRequest decodes any order: a plain Order's JSON gets default steps.
-        self._steps = order.steps if isinstance(order, OrderRequest) else StepOptions()
+    async def run(self, input: Mapping[str, Any]) -> OrderResult:
+        try:  # a plain Order's JSON is an OrderRequest with the default steps
+            order = parse(OrderRequest, input, "input of OrderProcessingWorkflow")
+        except InputError as error:  # fails the run at once, never a workflow-task retry
+            raise ApplicationError(
+                str(error), error.problems, type="InputError", non_retryable=True
+            ) from None
+        self._steps = order.steps
         try:
             return await self._process(order)
         except (asyncio.CancelledError, FailureError):

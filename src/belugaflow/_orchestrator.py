@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Unpack
@@ -277,15 +278,22 @@ class Orchestrator:
         Starting an id that is running or already ran returns that execution's handle
         (``if_exists="fail"`` raises instead). The execution timeout defaults to
         ``workflow_timeout``. ``options`` go to ``temporalio.client.Client.start_workflow``.
+
+        Raises:
+            InputError: ``arg`` breaks the input schema a registered workflow publishes
+                (:func:`~belugaflow.temporal.workflow_schema`); nothing was sent.
         """
         from .temporal._client import start_workflow
+        from .temporal._schemas import check_start
 
+        client = await self.client()
+        [payload] = client.data_converter.payload_converter.to_payloads([arg])
+        if payload.metadata.get("encoding") == b"json/plain":
+            check_start(self.workflows, workflow, json.loads(payload.data))
         if self.workflow_timeout is not None:
             options.setdefault("execution_timeout", timedelta(seconds=self.workflow_timeout))
         options.setdefault("task_queue", self.workflow_task_queue)
-        return await start_workflow(
-            await self.client(), workflow, arg, id=id, if_exists=if_exists, **options
-        )
+        return await start_workflow(client, workflow, arg, id=id, if_exists=if_exists, **options)
 
     async def get_workflow(self, id: str) -> WorkflowHandle[Any, Any]:
         """The handle of the workflow with ``id`` (its latest run)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
@@ -32,15 +33,26 @@ def json_schema(
     Every object that lists ``properties`` and says nothing of others gets
     ``additionalProperties: false``.
     """
-    data: dict[str, Any]
     if isinstance(schema, Mapping):
-        data = json.loads(json.dumps(schema))
-    else:
-        from pydantic import TypeAdapter
+        data: dict[str, Any] = json.loads(json.dumps(schema))
+        _close(data)
+        return data
+    copied: dict[str, Any] = json.loads(_type_schema(schema, mode))  # the caller may change it
+    return copied
 
-        data = TypeAdapter(schema).json_schema(mode=mode)
+
+@functools.lru_cache(maxsize=256)
+def _type_schema(tp: Any, mode: Literal["validation", "serialization"]) -> str:
+    data = _adapter(tp).json_schema(mode=mode)
     _close(data)
-    return data
+    return json.dumps(data)
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(tp: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(tp)
 
 
 def _close(node: Any) -> None:
@@ -96,11 +108,12 @@ def parse(tp: type[T], value: Any, subject: str) -> T:
     Raises:
         InputError: naming every unknown, missing or mistyped field.
     """
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     check(json_schema(tp), value, subject)
     try:
-        return TypeAdapter(tp).validate_python(value)
+        result: T = _adapter(typing.cast(Any, tp)).validate_python(value)
+        return result
     except ValidationError as error:  # what JSON Schema cannot say (a custom validator)
         raise InputError(
             subject,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,36 +15,17 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from tests.temporal.cli import Cli
 from tests.temporal.fault_app import StartWorker, worker_pool
 
 from belugaflow import Orchestrator, Registry
-from belugaflow.temporal import DevServer, find_temporal_cli, graph_worker
+from belugaflow.temporal import DevServer, graph_worker
 from examples.order_processing import app
 from examples.order_processing.db import Store
 from examples.order_processing.graph import build_order_graph
 
 WAIT = 20.0
 APP = "examples.order_processing.app:orch"
-
-
-class Cli:
-    """The official ``temporal`` CLI against the test server."""
-
-    def __init__(self, server: DevServer) -> None:
-        self.binary = str(find_temporal_cli())
-        self.target = ["--address", server.address, "--namespace", server.namespace]
-
-    def __call__(self, *args: str) -> str:
-        done = subprocess.run(
-            [self.binary, *args, *self.target], capture_output=True, text=True, timeout=WAIT
-        )
-        assert done.returncode == 0, f"temporal {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
-    def progress(self, workflow_id: str) -> dict[str, Any]:
-        out = self("workflow", "query", "--workflow-id", workflow_id, "--name", "progress", "-o",
-                   "json")  # fmt: skip
-        return dict(json.loads(out)["queryResult"][0])
 
 
 @pytest.fixture

@@ -34,12 +34,11 @@ def spec_problems(spec: GraphSpec) -> list[str]:
         if node.wait is not None:
             problems += _wait_problems(node, known)
             limit, wait = spec.timeout, node.wait.timeout
-            if limit is not None and (wait is None or wait >= limit):
-                waits = "for ever" if wait is None else f"up to {wait:g} s"
-                problems.append(
-                    f"wait node {node.name!r} waits {waits}, but the whole run may take only"
-                    f" {limit:g} s (the graph's timeout): raise the graph's timeout above the"
-                    " wait's, or set it to None"
+            if limit is not None and wait is not None and wait >= limit:
+                problems.append(  # its timeout route could never be taken
+                    f"wait node {node.name!r} waits up to {wait:g} s, but the whole run may"
+                    f" take only {limit:g} s (the graph's timeout): raise the graph's timeout"
+                    " above the wait's, or set it to None"
                 )
         elif not node.ref:
             problems.append(f"node {node.name!r} has no callable reference")

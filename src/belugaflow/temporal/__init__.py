@@ -46,6 +46,7 @@ from ._payloads import (
     PayloadTooLargeError,
     data_converter,
 )
+from ._schemas import publish, workflow_schema
 from ._worker import create_worker, run_worker
 
 __all__ = [
@@ -70,7 +71,9 @@ __all__ = [
     "find_temporal_cli",
     "find_test_server",
     "graph_worker",
+    "publish",
     "run_worker",
+    "workflow_schema",
 ]
 
 _show_public_paths(globals())
