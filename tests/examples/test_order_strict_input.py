@@ -8,19 +8,25 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from tests.temporal.cli import Cli
+from typer.testing import CliRunner
 
 from belugaflow import InputError, Orchestrator
+from belugaflow.cli import app as cli_app
 from belugaflow.temporal import DevServer, workflow_schema
+from examples.order_processing import app
 from examples.order_processing.db import Store
+from examples.order_processing.graph import GRAPH_NAME
 from examples.order_processing.workflow import OrderProcessingWorkflow, order_worker
 
 WAIT = 20.0
+APP = "examples.order_processing.app:orch"
 
 
 @pytest.fixture
@@ -127,3 +133,18 @@ def test_the_workflow_publishes_its_schema() -> None:
     orch = Orchestrator()
     orch.register_workflow(OrderProcessingWorkflow)
     assert orch.schemas()["OrderProcessingWorkflow"] == schema
+
+
+def test_the_cli_prints_the_schemas_of_the_apps_workflows(tmp_path: Path) -> None:
+    """``belugaflow workflows schema TYPE --app ...`` for the hand-written workflow and the
+    graph of the use case's app."""
+    runner = CliRunner()
+    env = {app.DB_ENV: str(tmp_path / "orders.db")}
+    for workflow_type, kind in (("OrderProcessingWorkflow", "workflow"), (GRAPH_NAME, "graph")):
+        result = runner.invoke(
+            cli_app, ["workflows", "schema", workflow_type, "--app", APP], env=env
+        )
+        assert result.exit_code == 0, result.output
+        schema = json.loads(result.stdout)
+        assert (schema["workflow_type"], schema["kind"]) == (workflow_type, kind)
+        assert schema["input"]["required"] == ["order_id", "product_id"]
