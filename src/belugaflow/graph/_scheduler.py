@@ -233,7 +233,7 @@ class Scheduler:
         if value is not TIMED_OUT:
             self.merge(i, {wait.key: value})
             return True
-        target = topo.on_timeout[i]
+        target = topo.on_timeout[i] if topo.on_timeout is not None else None
         if target is None:
             graph, name = topo.spec.name, topo.names[i]
             raise WaitTimeoutError(
@@ -243,17 +243,17 @@ class Scheduler:
                 node=name,
                 state=self.state,
             )
-        self._finish(i, frozenset((target,)))
+        self.finish(i, frozenset((target,)), timed_out=True)
         return False
 
-    def finish(self, i: int, chosen: frozenset[int] | None = None) -> None:
+    def finish(
+        self, i: int, chosen: frozenset[int] | None = None, *, timed_out: bool = False
+    ) -> None:
         """Node ``i`` completed (its update merged); fire its edges."""
-        if self.topo.on_timeout[i] is not None:  # a wait node with two ways out: the receipt's
-            chosen = self.topo.on_receipt[i] | (chosen or frozenset())
-        self._finish(i, chosen)
-
-    def _finish(self, i: int, chosen: frozenset[int] | None) -> None:
         topo = self.topo
+        on_timeout = topo.on_timeout
+        if on_timeout is not None and on_timeout[i] is not None and not timed_out:
+            chosen = topo.on_receipt[i] | (chosen or frozenset())  # a wait, received
         self.status[i] = DONE
         self.running -= 1
         self.choice[i] = chosen

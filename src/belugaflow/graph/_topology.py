@@ -46,10 +46,10 @@ class Topology:
     in_loop: tuple[bool, ...]
     """The node is part of a loop (on a path from a loop's head to an edge back to it): its
     runs count towards ``max_steps``."""
-    on_timeout: tuple[int | None, ...]
+    on_timeout: tuple[int | None, ...] | None
     """A wait node's ``on_timeout`` target. Such a node has two ways out, so its edges are
     conditional here: on receipt it takes :attr:`on_receipt` (plus its router's choice), on
-    timeout only this target."""
+    timeout only this target. None when no wait has one (most graphs)."""
     on_receipt: tuple[frozenset[int], ...]
     """The targets of a wait node's unconditional edges, when it has ``on_timeout``."""
 
@@ -145,7 +145,7 @@ class Topology:
             ancestors=ancestors,
             regions=regions,
             in_loop=tuple(in_loop),
-            on_timeout=tuple(on_timeout),
+            on_timeout=tuple(on_timeout) if any(t is not None for t in on_timeout) else None,
             on_receipt=tuple(on_receipt),
         )
 
