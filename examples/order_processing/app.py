@@ -82,7 +82,7 @@ def create_app(
     if decide is None:
         decide = decider_from_config(config)
     orch.register_activities(*activities_class(store, decide=decide).activities)
-    build_order_graph(orch, store)  # registers the node functions under the graph's keys
+    build_order_graph(orch, store, decide=decide)  # served by name: `order-processing`
     return orch
 
 

@@ -243,3 +243,10 @@ async def test_a_parked_node_is_skipped_or_aborted(runner: Runner) -> None:
     await handle.resolve("pay", "abort")
     with pytest.raises(NodeFailedError, match="payment gateway is down"):
         await handle.result()
+
+
+def test_a_graph_that_waits_cannot_be_a_sub_graph() -> None:
+    inner = Graph("inner")
+    inner.add_wait("w", timeout=1).set_entry_point("w").set_finish_point("w")
+    with pytest.raises(ValueError, match="waits for signals or parks failed nodes"):
+        Graph("outer").add_node("inner", inner)

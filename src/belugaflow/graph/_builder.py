@@ -143,6 +143,12 @@ class Graph(RunnableBase):
             if isinstance(fn, Graph):
                 fn = fn.compile()
             if isinstance(fn, CompiledGraph):
+                if fn.spec.waits or any(n.on_failure == "park" for n in fn.spec.nodes):
+                    raise ValueError(
+                        f"{where}: graph {fn.spec.name!r} waits for signals or parks failed"
+                        " nodes, which nothing could send it as a sub-graph; add its nodes to"
+                        " this graph instead"
+                    )
                 fn = SubgraphNode(fn)
             call_kind(fn, blocking=blocking, where=where)  # fail now, not at compile
             ref = self._register(fn, name)
