@@ -127,7 +127,8 @@ class TemporalEngine:
         client: A connected client.
         task_queue: Where the workers poll.
         heartbeat_timeout: Seconds a running node's worker may stay silent before the node is
-            retried on another worker.
+            retried on another worker, for runs that carry their spec (a run by name uses its
+            worker's).
         registry: The registry whose graphs the workers serve by name.
         execution_timeout: Seconds a run may take at most, when its graph has no timeout
             (``orchestration.workflow.timeout``).
