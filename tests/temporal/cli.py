@@ -20,10 +20,14 @@ class Cli:
         self.binary = str(find_temporal_cli())
         self.target = ["--address", server.address, "--namespace", server.namespace]
 
-    def __call__(self, *args: str) -> str:
-        done = subprocess.run(
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [self.binary, *args, *self.target], capture_output=True, text=True, timeout=WAIT
         )
+
+    def __call__(self, *args: str) -> str:
+        """The command's output; it must succeed."""
+        done = self.run(*args)
         assert done.returncode == 0, f"temporal {' '.join(args)}: {done.stderr}"
         return done.stdout
 

@@ -90,6 +90,11 @@ async def test_the_temporal_cli_drives_the_order_graph_by_name(
     assert progress["status"] == "waiting"
     assert "verdict: 'maybe' is not one of ['approve', 'reject']" in progress["dropped_signals"][0]
 
+    refused = cli.run("workflow", "update", "execute", "--workflow-id", workflow_id,
+                      "--name", "review", "--input", '{"verdict": "maybe"}')  # fmt: skip
+    assert refused.returncode != 0  # the run's validator rejected it, to its sender
+    assert "verdict: 'maybe' is not one of" in refused.stdout + refused.stderr
+
     cli("workflow", "signal", "--workflow-id", workflow_id, "--name", "review",
         "--input", '{"verdict": "approve", "note": "ok"}')  # fmt: skip
     handle = temporal_client.get_workflow_handle(workflow_id)

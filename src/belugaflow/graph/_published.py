@@ -19,7 +19,16 @@ PROGRESS_SCHEMA: dict[str, Any] = {
         "graph": {"type": "string"},
         "version": {"type": "integer"},
         "status": {
-            "enum": ["starting", "running", "waiting", "parked", "completed", "failed", "cancelled"]
+            "enum": [
+                "starting",
+                "running",
+                "waiting",
+                "parked",
+                "cancelling",
+                "completed",
+                "failed",
+                "cancelled",
+            ]
         },
         "running": _NAMES,
         "waiting": {
