@@ -31,7 +31,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from belugaflow import Graph, Orchestrator
+from belugaflow import Graph, Orchestrator, RunError
 from belugaflow.temporal import DevServer, TemporalEngine, graph_worker
 from examples.order_processing import Store, build_order_graph
 from examples.order_processing.activities import Order
@@ -149,6 +149,30 @@ def _graph(name: str, state: dict[str, Any]) -> Scenario:
     return scenario
 
 
+def _named_order(verdict: str | None) -> Scenario:
+    """The order graph started by its name; it waits for review, which is approved, or the
+    run is cancelled while it waits (its reservation released by compensation)."""
+
+    async def scenario(rec: Recording, id: str) -> Handle:
+        engine = TemporalEngine(rec.client, task_queue=GRAPH_QUEUE, registry=rec.orch.registry)
+        order = {"order_id": id, "product_id": "prod-1", "quantity": 2, "review_threshold": 1000}
+        run = await engine.start(rec.graphs["order"], order, id=id)
+        deadline = time.monotonic() + WAIT
+        while (await run.query())["status"] != "waiting":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{id} did not wait for review within {WAIT} s")
+            await asyncio.sleep(0.05)
+        if verdict is None:
+            await run.cancel()
+        else:
+            await run.signal("review", {"verdict": verdict})
+        with contextlib.suppress(RunError):
+            await run.result()
+        return rec.client.get_workflow_handle(id)
+
+    return scenario
+
+
 SCENARIOS: dict[str, Scenario] = {
     "order-completed": order_completed,
     "order-out-of-stock": order_out_of_stock,
@@ -159,6 +183,8 @@ SCENARIOS: dict[str, Scenario] = {
     "graph-order-out-of-stock": _graph("order", {"order_id": "g-2", "product_id": "prod-3"}),
     "graph-review-escalated": _graph("review", {"amount": 500}),
     "graph-review-approved": _graph("review", {"amount": 50}),
+    "named-order-review-approved": _named_order("approve"),
+    "named-order-cancelled": _named_order(None),
 }
 """Workflow id (and file name) → how to run it."""
 

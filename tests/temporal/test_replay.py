@@ -17,9 +17,10 @@ from temporalio.worker import Replayer, Worker
 from tests.histories.changed import AuditedGraphWorkflow, AuditedOrderWorkflow
 from tests.histories.record import SCENARIOS
 
+from belugaflow import Orchestrator
 from belugaflow.graph import Registry
 from belugaflow.temporal import graph_worker
-from examples.order_processing import Store
+from examples.order_processing import Store, build_order_graph
 from examples.order_processing.workflow import order_worker
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -37,6 +38,7 @@ def replayer_for(worker: Worker, workflows: list[type] | None = None) -> Replaye
     config = worker.config()
     return Replayer(
         workflows=workflows if workflows is not None else config["workflows"],
+        interceptors=config["interceptors"],
         workflow_runner=config["workflow_runner"],
         unsandboxed_workflow_runner=config["unsandboxed_workflow_runner"],
         workflow_failure_exception_types=config["workflow_failure_exception_types"],
@@ -46,12 +48,16 @@ def replayer_for(worker: Worker, workflows: list[type] | None = None) -> Replaye
 
 @pytest.fixture
 async def workers(temporal_client: Client, tmp_path: Path) -> dict[str, Worker]:
-    """The project's workers, by the first word of a history's id; built, never started."""
+    """The project's workers, by the first word of a history's id; built, never started.
+    ``named`` serves the order graph by name, as the example app's workers do."""
+    orders = Orchestrator()
+    build_order_graph(orders, Store.create(tmp_path / "graph-shop.db"))
     return {
         "order": order_worker(
             temporal_client, Store(tmp_path / "shop.db"), task_queue="replay-orders"
         ),
         "graph": graph_worker(temporal_client, task_queue="replay-graphs", registry=Registry()),
+        "named": graph_worker(temporal_client, task_queue="replay-named", registry=orders.registry),
     }
 
 
@@ -82,3 +88,21 @@ async def test_a_changed_workflow_fails_replay(
     replayer = replayer_for(workers[history.split("-")[0]], [changed])
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(load(HISTORIES / f"{history}.json"))
+
+
+async def test_a_graph_changed_without_a_new_version_fails_replay(
+    temporal_client: Client,
+) -> None:
+    """A worker whose ``order-processing`` v1 differs from the one a run recorded (a node
+    added at the start, the version left as it was) cannot continue that run: replay fails."""
+    changed = Orchestrator()
+    graph = changed.create_graph("order-processing", timeout=None)
+    graph.add_node("audit", lambda s: {"audited": True})
+    graph.add_wait("await_review", signal="review")
+    graph.add_edge("audit", "await_review").set_entry_point("audit")
+    graph.set_finish_point("await_review").compile()
+    worker = graph_worker(temporal_client, task_queue="replay-changed", registry=changed.registry)
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer_for(worker).replay_workflow(
+            load(HISTORIES / "named-order-review-approved.json")
+        )
