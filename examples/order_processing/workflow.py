@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from belugaflow import InputError, RetryPolicy
-    from belugaflow._schema import parse
+    from belugaflow._schema import json_schema, parse, problems
     from belugaflow.temporal import publish
 
     from .activities import (
@@ -147,8 +146,9 @@ class Progress:
     ``process_payment``, ``fulfill``, ``compensate`` or ``done``."""
     decision: str | None = None
     reason: str = ""
-    dropped: tuple[str, ...] = ()
-    """Signals the workflow refused (a value of the wrong type), with why."""
+    dropped_signals: tuple[str, ...] = ()
+    """Signals the workflow dropped (a value of the wrong type), with why; the same key as a
+    graph run's ``progress``."""
 
 
 async def _settled(handle: workflow.ActivityHandle[T]) -> T:
@@ -186,6 +186,10 @@ class OrderProcessingWorkflow:
     schema (``belugaflow workflows schema OrderProcessingWorkflow``): an input with an unknown,
     missing or mistyped field fails the run at once, naming each; a signal of the wrong type
     is dropped and listed in ``progress``.
+
+    The run and the signals take ``*args: Any`` so that the SDK neither decodes against a type
+    nor calls with a fixed count: a value it cannot decode as the type, or one value too many
+    or too few, would otherwise fail the workflow task over and over, the run stuck *Running*.
     """
 
     def __init__(self) -> None:
@@ -195,43 +199,39 @@ class OrderProcessingWorkflow:
         self._reserving = False  # a reservation may exist: release it when compensating
         self._charging = False  # a payment may exist: refund it when compensating
         self._steps = StepOptions()
-        self._dropped: list[str] = []
+        self._dropped_signals: list[str] = []
 
     @workflow.signal
-    def approve(self, note: Any = "") -> None:
-        """A reviewer approves the order, with a note (the first verdict counts)."""
+    def approve(self, *note: Any) -> None:
+        """A reviewer approves the order, with an optional note (the first verdict counts)."""
         self._review("approve", note)
 
     @workflow.signal
-    def reject(self, reason: Any = "") -> None:
-        """A reviewer rejects the order, saying why (the first verdict counts)."""
+    def reject(self, *reason: Any) -> None:
+        """A reviewer rejects the order, with an optional reason (the first verdict counts)."""
         self._review("reject", reason)
 
-    def _review(self, verdict: str, text: Any) -> None:
-        if not isinstance(text, str):
-            self._dropped.append(
-                f"signal {verdict!r}: expected a string, got {type(text).__name__} {text!r}"
-            )
+    def _review(self, verdict: str, args: tuple[Any, ...]) -> None:
+        found = _note_problems(args)
+        if found:
+            self._dropped_signals.extend(f"signal {verdict!r}: {p}" for p in found)
         elif self._verdict is None:
-            self._verdict = (verdict, text)
+            self._verdict = (verdict, args[0] if args else "")
 
     @workflow.query
     def progress(self) -> Progress:
-        """The current step, the decision once made, and the signals refused."""
+        """The current step, the decision once made, and the signals dropped."""
         decision = self._decision
-        dropped = tuple(self._dropped)
+        dropped = tuple(self._dropped_signals)
         if decision is None:
-            return Progress(self._step, dropped=dropped)
+            return Progress(self._step, dropped_signals=dropped)
         return Progress(self._step, decision.action, decision.reason, dropped)
 
     @workflow.run
-    async def run(self, input: Mapping[str, Any]) -> OrderResult:
-        try:  # a plain Order's JSON is an OrderRequest with the default steps
-            order = parse(OrderRequest, input, "input of OrderProcessingWorkflow")
-        except InputError as error:  # fails the run at once, never a workflow-task retry
-            raise ApplicationError(
-                str(error), error.problems, type="InputError", non_retryable=True
-            ) from None
+    async def run(self, *input: Any) -> OrderResult:
+        """``input``: one JSON object, an :class:`OrderRequest` (a plain ``Order`` gets the
+        default steps)."""
+        order = _order_request(input)
         self._steps = order.steps
         try:
             return await self._process(order)
@@ -353,6 +353,32 @@ class OrderProcessingWorkflow:
         self._step = "done"
         action = self._decision.action if self._decision is not None else None
         return OrderResult(order.order_id, status, decision=action, reason=reason, **ids)
+
+
+def _order_request(args: tuple[Any, ...]) -> OrderRequest:
+    """The run's arguments checked and built as an :class:`OrderRequest`.
+
+    Raises:
+        ApplicationError: non-retryable, type ``InputError``, naming each bad field (details:
+            the list of problems) — it fails the run, where any other error would fail the
+            workflow task and be retried for ever.
+    """
+    subject = "input of OrderProcessingWorkflow"
+    try:
+        if len(args) != 1:
+            raise InputError(subject, [f"expected one JSON object (the order), got {len(args)}"])
+        return parse(OrderRequest, args[0], subject)
+    except InputError as error:
+        raise ApplicationError(
+            str(error), error.problems, type="InputError", non_retryable=True
+        ) from None
+
+
+def _note_problems(args: tuple[Any, ...]) -> list[str]:
+    """Why the values of an ``approve`` / ``reject`` signal are not one optional string."""
+    if len(args) > 1:
+        return [f"expected at most one value (a string), got {len(args)}"]
+    return problems(json_schema(str), args[0]) if args else []
 
 
 def order_worker(

@@ -35,3 +35,9 @@ class Cli:
         out = self("workflow", "query", "--workflow-id", workflow_id, "--name", "progress", "-o",
                    "json")  # fmt: skip
         return dict(json.loads(out)["queryResult"][0])
+
+    def status(self, workflow_id: str) -> str:
+        """The run's status as ``temporal workflow describe`` shows it, e.g. ``FAILED``."""
+        out = self("workflow", "describe", "--workflow-id", workflow_id, "-o", "json")
+        status = json.loads(out)["workflowExecutionInfo"]["status"]
+        return str(status).removeprefix("WORKFLOW_EXECUTION_STATUS_")

@@ -28,7 +28,8 @@ def publish(
     *, input: SchemaLike | None = None, signals: Mapping[str, SchemaLike] | None = None
 ) -> Callable[[W], W]:
     """Class decorator: the types a workflow's input and signals mean, where its methods take
-    plain JSON (``Mapping[str, Any]``, ``Any``) to check it themselves."""
+    plain JSON (``Any``, ``Mapping[str, Any]``) to check it themselves. Put it under
+    ``@workflow.defn``; :func:`workflow_schema` publishes these instead of the type hints."""
 
     def mark(cls: W) -> W:
         setattr(cls, _DECLARED, {"input": input, "signals": dict(signals or {})})
@@ -40,21 +41,29 @@ def publish(
 def workflow_schema(cls: type) -> dict[str, Any]:
     """The published schema of a ``@workflow.defn`` class: ``workflow_type``, ``kind``
     (``"workflow"``), and JSON Schemas of its ``input``, ``result``, ``signals``, ``updates``
-    and ``queries``."""
+    and ``queries``. An argument or result typed ``Any`` (or not at all) is ``{}``, anything;
+    a signal or update that takes no argument has ``None``. Dynamic handlers are left out.
+
+    Raises:
+        ValueError: ``cls`` is not a workflow, or :func:`publish` names a signal it lacks.
+    """
     definition = workflow._Definition.must_from_class(cls)
     declared = getattr(cls, _DECLARED, {"input": None, "signals": {}})
+    signals = {name: s for name, s in definition.signals.items() if name is not None}
+    unknown = sorted(set(declared["signals"]) - set(signals))
+    if unknown:
+        raise ValueError(
+            f"@publish on {cls.__name__} names signals it does not define: {', '.join(unknown)}"
+        )
     run = definition.run_fn
     return {
         "workflow_type": definition.name,
         "kind": "workflow",
-        "input": _schema(declared["input"]) if declared["input"] else _argument(run),
+        "input": _argument(run, declared["input"]),
         "result": _result(run),
         "signals": {
-            name: _schema(declared["signals"][name])
-            if name in declared["signals"]
-            else _argument(signal.fn)
-            for name, signal in definition.signals.items()
-            if name is not None
+            name: _argument(signal.fn, declared["signals"].get(name))
+            for name, signal in signals.items()
         },
         "updates": {
             name: {"input": _argument(update.fn), "result": _result(update.fn)}
@@ -81,21 +90,16 @@ def check_start(workflows: Sequence[type], workflow_run: Any, json_arg: Any) -> 
             return
 
 
-def _schema(tp: Any) -> dict[str, Any] | None:
-    return None if tp is None else json_schema(tp)
-
-
-def _argument(fn: Callable[..., Any]) -> dict[str, Any] | None:
-    """The schema of ``fn``'s one argument after ``self``; None if it takes none."""
+def _argument(fn: Callable[..., Any], declared: SchemaLike | None = None) -> dict[str, Any] | None:
+    """The schema of ``fn``'s one argument after ``self`` (``declared`` if given); None if it
+    takes none."""
+    if declared is not None:
+        return json_schema(declared)
     parameters = list(inspect.signature(fn).parameters.values())[1:]
     if not parameters:
         return None
-    hint = typing.get_type_hints(fn).get(parameters[0].name, Any)
-    return None if hint is Any else _schema(hint)
+    return json_schema(typing.get_type_hints(fn).get(parameters[0].name, Any))
 
 
 def _result(fn: Callable[..., Any]) -> dict[str, Any]:
-    hint = typing.get_type_hints(fn).get("return", Any)
-    if hint is Any or hint is None or hint is type(None):
-        return {} if hint is Any else {"type": "null"}
-    return json_schema(hint, mode="serialization")
+    return json_schema(typing.get_type_hints(fn).get("return", Any), mode="serialization")
