@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client
     from temporalio.exceptions import ApplicationError
     from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     from belugaflow import InputError, RetryPolicy
     from belugaflow._schema import json_schema, parse, problems
@@ -398,6 +399,14 @@ def order_worker(
         **options: Passed to ``temporalio.worker.Worker``.
     """
     activities = activities_class(store, decide=decide)
+    # As belugaflow's own workers do: the sandbox shares belugaflow (and the input check's
+    # caches) with the host instead of importing it again for every run.
+    options.setdefault(
+        "workflow_runner",
+        SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("belugaflow")
+        ),
+    )
     return Worker(
         client,
         task_queue=task_queue,
