@@ -326,6 +326,15 @@ class ProviderConfig(_Section):
     """The provider's circuit breaker. Default: on, 5 failures, 30 s."""
 
 
+class OpenAIConfig(ProviderConfig):
+    """The ``llm.openai`` section: OpenAI, or any OpenAI-compatible server at ``base_url``."""
+
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+    """How decisions ask for JSON: ``auto`` (a JSON schema; on a server that refuses it, a JSON
+    object, then the prompt alone, learned once per endpoint), or one of ``json_schema``,
+    ``json_object``, ``prompt`` fixed. Default ``auto``."""
+
+
 class LocalConfig(_Section):
     """The ``llm.local`` section: a small model run on this machine's CPU by llama.cpp."""
 
@@ -391,8 +400,8 @@ class LLMConfig(_Section):
     capture_content: bool = False
     """Put prompts and answers into observability events. Default false: they may hold
     personal data."""
-    openai: ProviderConfig = ProviderConfig()
-    """Settings for OpenAI."""
+    openai: OpenAIConfig = OpenAIConfig()
+    """Settings for OpenAI and OpenAI-compatible servers."""
     anthropic: ProviderConfig = ProviderConfig()
     """Settings for Anthropic."""
     local: LocalConfig = LocalConfig()

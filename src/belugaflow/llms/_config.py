@@ -6,7 +6,14 @@ import dataclasses
 from collections.abc import Sequence
 
 from belugaflow._errors import ConfigError
-from belugaflow.config import BreakerConfig, Config, LLMConfig, LocalConfig, ProviderConfig
+from belugaflow.config import (
+    BreakerConfig,
+    Config,
+    LLMConfig,
+    LocalConfig,
+    OpenAIConfig,
+    ProviderConfig,
+)
 from belugaflow.resilience import BreakerRegistry, CircuitBreaker
 
 from ._errors import ProviderRequestError
@@ -85,6 +92,8 @@ def _provider_options(
         value = getattr(section, field)
         if value is not None:
             options[field] = value
+    if isinstance(section, OpenAIConfig):
+        options["structured_output"] = section.structured_output
     if section.max_retries is not None:
         options["retry"] = dataclasses.replace(DEFAULT_RETRY, max_attempts=section.max_retries + 1)
     limit = section.rate_limit

@@ -1,19 +1,25 @@
 """The ``openai`` provider: OpenAI's chat completions through the official SDK.
 
-Also any OpenAI-compatible server (Ollama, vLLM, LM Studio...) through ``base_url``.
+Also any OpenAI-compatible server (llama.cpp, Ollama, vLLM, LM Studio...) through ``base_url``.
+Such servers support structured output to different degrees, so a structured request starts as
+a JSON-schema ``response_format``; a server that refuses that parameter gets a JSON-object one,
+then the prompt alone (which always carries the schema), and the endpoint's answer is
+remembered for the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncGenerator, Iterable
-from typing import Any, Unpack, cast
+from typing import Any, Literal, Unpack, cast, get_args
 
 from belugaflow.config import Secret
 
 from ._errors import (
     ProviderError,
+    ProviderRequestError,
     ProviderResponseError,
     ProviderUnavailableError,
     error_for_status,
@@ -46,9 +52,22 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the 'openai' provider needs the openai SDK; install it with: pip install 'belugaflow[llm]'"
     ) from exc
 
-__all__ = ["DEFAULT_MODEL", "OpenAIChatModel", "create"]
+__all__ = ["DEFAULT_MODEL", "OpenAIChatModel", "StructuredOutput", "create"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
+
+StructuredOutput = Literal["auto", "json_schema", "json_object", "prompt"]
+"""How a structured request asks for JSON: ``auto`` (the best the endpoint accepts), a JSON
+schema, any JSON object, or the prompt alone."""
+
+_FALLBACK: dict[str, Literal["json_object", "prompt"]] = {
+    "json_schema": "json_object",
+    "json_object": "prompt",
+}
+_LEARNED: dict[str, StructuredOutput] = {}
+"""Endpoint -> the structured-output mode it accepted, learned by ``auto`` for the process."""
+
+logger = logging.getLogger("belugaflow.llms")
 
 
 class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
@@ -59,9 +78,13 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
         api_key: The API key (a str or :class:`~belugaflow.config.Secret`). Default: the
             ``OPENAI_API_KEY`` environment variable; not needed with a ``base_url``.
         base_url: The server, e.g. ``"http://127.0.0.1:11434/v1"`` for Ollama.
-        json_schema: Send structured-output requests as ``response_format`` JSON schema.
-            Default true; turn it off for servers that reject that parameter (the schema is in
-            the prompt as well).
+        structured_output: How structured requests ask for JSON (:data:`StructuredOutput`).
+            Default ``auto``: a JSON schema; if the endpoint refuses that parameter, a JSON
+            object; if it refuses that too, the prompt alone (the schema is always in it).
+            Each refusal costs one extra request, once per endpoint and process; it is neither
+            retried as-is nor counted by the breaker. A fixed mode that is refused fails with
+            :class:`~belugaflow.llms.ProviderRequestError`.
+        json_schema: ``False`` is ``structured_output="prompt"`` (kept for older callers).
         **options: Retries, breaker, rate limit, hooks, timeouts: see
             :class:`~belugaflow.llms.ProviderOptions`.
 
@@ -75,13 +98,17 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
         model: str = DEFAULT_MODEL,
         api_key: str | Secret | None = None,
         base_url: str | None = None,
+        structured_output: StructuredOutput = "auto",
         json_schema: bool = True,
         **options: Unpack[ProviderOptions],
     ) -> None:
         key = api_key_for("openai", api_key, base_url=base_url, env_var="OPENAI_API_KEY")
+        if structured_output not in get_args(StructuredOutput):
+            modes = ", ".join(get_args(StructuredOutput))
+            raise ValueError(f"structured_output must be one of {modes}, got {structured_output!r}")
         super().__init__(provider="openai", model=model, base_url=base_url, **options)
         self._api_key = key
-        self.json_schema = json_schema
+        self.structured_output: StructuredOutput = structured_output if json_schema else "prompt"
 
     # -- client --------------------------------------------------------------------------------
 
@@ -98,13 +125,23 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
 
     # -- one attempt ---------------------------------------------------------------------------
 
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
+    @property
+    def _endpoint(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
+    def _mode(self) -> StructuredOutput:
+        """The structured-output mode of the next request."""
+        if self.structured_output != "auto":
+            return self.structured_output
+        return _LEARNED.get(self._endpoint, "json_schema")
+
+    def _params(self, request: ChatRequest, mode: StructuredOutput) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model, "messages": _messages(request.messages)}
         if request.tools:
             params["tools"] = _tools(request)
             if request.tool_choice is not None:
                 params["tool_choice"] = _tool_choice(request.tool_choice)
-        if request.response_format is not None and self.json_schema:
+        if request.response_format is not None and mode == "json_schema":
             params["response_format"] = cast(
                 ResponseFormat,
                 {
@@ -116,6 +153,8 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
                     },
                 },
             )
+        elif request.response_format is not None and mode == "json_object":
+            params["response_format"] = cast(ResponseFormat, {"type": "json_object"})
         if self.max_tokens is not None:
             # OpenAI's newer models want max_completion_tokens; compatible servers know max_tokens.
             key = "max_tokens" if self.base_url else "max_completion_tokens"
@@ -124,13 +163,35 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
             params["temperature"] = self.temperature
         return params
 
+    async def _create(self, client: openai.AsyncOpenAI, request: ChatRequest, **extra: Any) -> Any:
+        """One request; a structured one the endpoint refuses for its ``response_format`` is
+        sent again at once in the next mode down (``auto``), never retried as it was."""
+        while True:
+            mode = self._mode()
+            try:
+                return await client.chat.completions.create(**self._params(request, mode), **extra)
+            except Exception as error:
+                if request.response_format is None or mode == "prompt" or not _refused(error):
+                    raise self._error(error) from error
+                if self.structured_output != "auto":
+                    raise self._fail(
+                        ProviderRequestError,
+                        f"the server refused response_format {mode!r}"
+                        f" ({_message(error)}); set structured_output to 'auto' or a mode it"
+                        " supports (llm.openai.structured_output)",
+                    ) from error
+                _LEARNED[self._endpoint] = _FALLBACK[mode]
+                logger.warning(
+                    "%s refused response_format %r (%s); structured requests to it use %r"
+                    " from now on",
+                    self._endpoint,
+                    mode,
+                    _message(error),
+                    _FALLBACK[mode],
+                )
+
     async def _send(self, client: openai.AsyncOpenAI, request: ChatRequest) -> AIMessage:
-        try:
-            completion: ChatCompletion = await client.chat.completions.create(
-                **self._params(request)
-            )
-        except Exception as error:
-            raise self._error(error) from error
+        completion: ChatCompletion = await self._create(client, request)
         try:
             return self._answer(completion)
         except (AttributeError, TypeError, IndexError) as error:  # valid JSON, wrong shape
@@ -139,13 +200,11 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
     async def _send_stream(
         self, client: openai.AsyncOpenAI, request: ChatRequest
     ) -> AsyncGenerator[AIMessageChunk, None]:
-        try:
-            chunks = await client.chat.completions.create(
-                **self._params(request), stream=True, stream_options={"include_usage": True}
-            )
-        except Exception as error:
-            raise self._error(error) from error
+        chunks = await self._create(
+            client, request, stream=True, stream_options={"include_usage": True}
+        )
         calls: dict[int, dict[str, str]] = {}
+        answered = False
         finish_reason: str | None = None
         usage: Usage | None = None
         model = self.model
@@ -156,11 +215,14 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
                     if chunk.usage is not None:
                         usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     for text in _collect(chunk, calls):
+                        answered = True
                         yield self._chunk(text, model=model)
                     for choice in chunk.choices:
                         finish_reason = choice.finish_reason or finish_reason
         except Exception as error:
             raise self._error(error) from error
+        if not answered and not calls:
+            raise self._empty(finish_reason, usage)
         tool_calls = tuple(
             self._tool_call(call["id"], call["name"], call["arguments"])
             for _, call in sorted(calls.items())
@@ -182,13 +244,25 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
             if call.type == "function"
         )
         usage = completion.usage
+        tokens = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else None
+        if not message.content and not calls:
+            raise self._empty(choice.finish_reason, tokens)
         return AIMessage(
             message.content or "",
             tool_calls=calls,
-            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else None,
+            usage=tokens,
             model=completion.model or self.model,
             provider=self.provider,
             finish_reason=choice.finish_reason,
+        )
+
+    def _empty(self, finish_reason: str | None, usage: Usage | None) -> ProviderError:
+        """An answer with no text and no tool call: an error, never content."""
+        tokens = f", {usage.output_tokens} completion tokens" if usage is not None else ""
+        return self._fail(
+            ProviderResponseError,
+            f"the model answered nothing (finish_reason {finish_reason!r}{tokens}); a base"
+            " model's chat template, or max_tokens too small, can do this",
         )
 
     def _error(self, error: Exception) -> ProviderError:
@@ -212,6 +286,21 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
             return self._fail(ProviderUnavailableError, error.message)
         transport = transport_error(error, provider=self.provider, model=self.model)
         return transport or self._fail(ProviderError, f"{type(error).__name__}: {error}")
+
+
+def _refused(error: Exception) -> bool:
+    """The server refused the request for its ``response_format`` (llama.cpp answers 500,
+    others 400 or 422, each naming the parameter or the types it accepts)."""
+    if not isinstance(error, openai.APIStatusError) or error.status_code not in (400, 422, 500):
+        return False
+    text = _message(error).lower()
+    return any(name in text for name in ("response_format", "json_schema", "json_object"))
+
+
+def _message(error: Exception) -> str:
+    message = getattr(error, "message", None) or str(error)
+    body = getattr(error, "body", None)
+    return f"{message} {json.dumps(body)}" if body and str(body) not in message else message
 
 
 def _collect(chunk: ChatCompletionChunk, calls: dict[int, dict[str, str]]) -> Iterable[str]:
@@ -294,10 +383,16 @@ def create(
     model: str = DEFAULT_MODEL,
     api_key: str | Secret | None = None,
     base_url: str | None = None,
+    structured_output: StructuredOutput = "auto",
     json_schema: bool = True,
     **options: Unpack[ProviderOptions],
 ) -> OpenAIChatModel:
     """Build an :class:`OpenAIChatModel` (the registry's factory)."""
     return OpenAIChatModel(
-        model=model, api_key=api_key, base_url=base_url, json_schema=json_schema, **options
+        model=model,
+        api_key=api_key,
+        base_url=base_url,
+        structured_output=structured_output,
+        json_schema=json_schema,
+        **options,
     )
