@@ -138,7 +138,8 @@ def _raw_params(model: OpenAIChatModel) -> dict[str, Any]:
     from belugaflow.llms._model import ChatRequest
 
     prompt = _prompt(CONTEXT, CHOICES, DEFAULT_INSTRUCTIONS)
-    return model._params(ChatRequest(messages=prompt, response_format=_schema(CHOICES)))
+    request = ChatRequest(messages=prompt, response_format=_schema(CHOICES))
+    return model._params(request, model._mode())
 
 
 async def _w9(pairs: int, warmup: int) -> list[dict[str, Any]]:
