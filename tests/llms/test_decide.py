@@ -86,6 +86,18 @@ async def test_an_invalid_answer_gets_one_repair(
     assert problem in repair["messages"][3]["content"]
 
 
+async def test_a_confidence_still_out_of_range_after_the_repair_is_dropped(
+    openai_model: OpenAIChatModel, openai_server: FakeServer
+) -> None:
+    """The choice is the decision: it is kept, and the bad confidence becomes None."""
+    openai_server.script(
+        completion(answer("approve", confidence=120)), completion(answer("reject", confidence=7))
+    )
+    decision = await adecide(openai_model, ORDER, CHOICES)
+    assert decision.choice == "reject" and decision.confidence is None
+    assert decision.repaired and not decision.fallback_used
+
+
 async def test_still_invalid_after_the_repair_the_fallback_decides(
     openai_model: OpenAIChatModel, openai_server: FakeServer, rules: RulesModel
 ) -> None:

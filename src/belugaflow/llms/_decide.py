@@ -78,9 +78,11 @@ async def adecide(
     The prompt asks for JSON ``{"choice", "reason", "confidence"}`` (natively as a JSON schema
     where the provider supports it). The answer is validated: the choice must be one of
     ``choices`` exactly, the confidence a number from 0 to 1. An invalid answer gets exactly one
-    repair prompt that says what was wrong. Then, in order: the models of
-    ``model.with_fallbacks(...)``, ``fallback`` if it is a model, ``fallback`` if it is a
-    fixed choice. A :class:`~belugaflow.llms.RulesModel` is asked directly with ``context``.
+    repair prompt that says what was wrong; a repaired answer whose choice is valid but whose
+    confidence is still not from 0 to 1 keeps its choice, with ``confidence=None``. Then, in
+    order: the models of ``model.with_fallbacks(...)``, ``fallback`` if it is a model,
+    ``fallback`` if it is a fixed choice. A :class:`~belugaflow.llms.RulesModel` is asked
+    directly with ``context``.
 
     Args:
         model: Decides first (a model, a ``with_fallbacks`` chain, or a rules table).
@@ -257,14 +259,16 @@ async def _by_model(
         answer = await model._generate(request)
     except Exception as error:
         return f"{model.label}: invalid answer ({problem}); the repair failed: {error}"
-    decision, second = _read(answer, model, allowed)
+    # The choice is the decision: a confidence still out of range after the repair is dropped
+    # (small models under a JSON grammar write any number) rather than the choice thrown away.
+    decision, second = _read(answer, model, allowed, drop_bad_confidence=True)
     if decision is not None:
         return replace(decision, repaired=True)
     return f"{model.label}: invalid answer ({problem}); still invalid after one repair ({second})"
 
 
 def _read(
-    answer: AIMessage, model: ChatModel, allowed: tuple[str, ...]
+    answer: AIMessage, model: ChatModel, allowed: tuple[str, ...], drop_bad_confidence: bool = False
 ) -> tuple[Decision | None, str]:
     """Validate an answer: the decision, or None and what is wrong with it."""
     try:
@@ -283,7 +287,9 @@ def _read(
         or not isinstance(confidence, int | float)
         or not (math.isfinite(confidence) and 0 <= confidence <= 1)
     ):
-        return None, f'"confidence" is {confidence!r}, not a number from 0 to 1'
+        if not drop_bad_confidence:
+            return None, f'"confidence" is {confidence!r}, not a number from 0 to 1'
+        confidence = None
     decision = Decision(
         choice=choice.strip(),
         reason=reason if isinstance(reason, str) else str(reason),

@@ -154,7 +154,12 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
                 },
             )
         elif request.response_format is not None and mode == "json_object":
-            params["response_format"] = cast(ResponseFormat, {"type": "json_object"})
+            response_format: dict[str, Any] = {"type": "json_object"}
+            if self.base_url:
+                # llama.cpp's servers constrain the object to a "schema" given beside it (their
+                # convention); other compatible servers ignore the key. OpenAI gets none.
+                response_format["schema"] = request.response_format.schema
+            params["response_format"] = cast(ResponseFormat, response_format)
         if self.max_tokens is not None:
             # OpenAI's newer models want max_completion_tokens; compatible servers know max_tokens.
             key = "max_tokens" if self.base_url else "max_completion_tokens"
@@ -186,7 +191,7 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
                     " from now on",
                     self._endpoint,
                     mode,
-                    _message(error),
+                    _message(error).splitlines()[0][:200],  # servers send their traceback too
                     _FALLBACK[mode],
                 )
 
