@@ -80,7 +80,8 @@ def create_app(
     orch = Orchestrator.from_config(config, data_converter=data_converter)
     orch.register_workflow(OrderProcessingWorkflow)
     if decide is None:
-        decide = decider_from_config(config)
+        # The models' calls and breakers show in the orchestrator's metrics.
+        decide = decider_from_config(config, breakers=orch.breakers, hooks=orch.llm_hooks)
     orch.register_activities(*activities_class(store, decide=decide).activities)
     build_order_graph(orch, store, decide=decide)  # served by name: `order-processing`
     return orch

@@ -50,6 +50,10 @@ class Defaults:
     """The Temporal namespace."""
     metrics_prefix: str = "workflow"
     """Prefix of metric names."""
+    metrics: bool = True
+    """Record Prometheus metrics."""
+    metrics_port: int | None = 9464
+    """Port of a worker's ``/metrics``, ``/healthz`` and ``/readyz`` (None: not served)."""
 
     @property
     def retry(self) -> RetryPolicy:

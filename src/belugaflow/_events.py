@@ -55,7 +55,8 @@ class Event:
     node: str | None = None
     """The node or step, for node events."""
     attempt: int = 0
-    """1-based attempt number, for node started / completed / failed / retry events."""
+    """1-based attempt number, for node started / completed / failed / retry events; 0 when a
+    wait node completes (its signal arrived or its timeout passed)."""
     update: Mapping[str, Any] | Any = None
     """The node's state update (graphs) or output (chains), on completion; the input, on a
     chain's start."""
@@ -71,6 +72,8 @@ class Event:
     completed and failed events)."""
     time: float = field(default_factory=time.time, compare=False)
     """When it happened, in seconds since the epoch."""
+    engine: str = "local"
+    """Which engine runs it: ``"local"`` (in process) or ``"temporal"``."""
 
     @property
     def name(self) -> str:
@@ -97,27 +100,34 @@ class RunEvents:
     listener. Drivers hold ``None`` instead when nobody listens, so a run without listeners
     pays one ``is None`` check per event it would have emitted."""
 
-    __slots__ = ("graph", "run_id", "targets")
+    __slots__ = ("engine", "graph", "run_id", "targets")
 
-    def __init__(self, targets: Sequence[Hook], graph: str, run_id: str) -> None:
+    def __init__(
+        self, targets: Sequence[Hook], graph: str, run_id: str, engine: str = "local"
+    ) -> None:
         self.targets = targets
         self.graph = graph
         self.run_id = run_id
+        self.engine = engine
 
     @classmethod
     def open(
-        cls, targets: Sequence[Hook], graph: str, run_id: str | None = None
+        cls,
+        targets: Sequence[Hook],
+        graph: str,
+        run_id: str | None = None,
+        engine: str = "local",
     ) -> RunEvents | None:
         """The events of a new run of ``graph``; None when ``targets`` is empty."""
         if not targets:
             return None
-        return cls(targets, graph, run_id or new_run_id())
+        return cls(targets, graph, run_id or new_run_id(), engine)
 
     def __call__(
         self, kind: EventKind, node: str | None = None, attempt: int = 0, **fields: Any
     ) -> None:
         """Emit one event; ``fields`` are the other :class:`Event` fields."""
-        event = Event(kind, self.graph, self.run_id, node, attempt, **fields)
+        event = Event(kind, self.graph, self.run_id, node, attempt, engine=self.engine, **fields)
         for target in self.targets:
             try:
                 target(event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
@@ -15,6 +15,7 @@ from ._events import Hook
 from ._runnable import RunnableBase
 from ._schema import SchemaLike
 from .graph import CompiledGraph, Graph, Registry, RunHandle
+from .monitoring import Check, Metrics, MonitoringApp
 from .resilience import BreakerRegistry, CircuitBreaker, RetryPolicy
 from .resilience._breaker import BreakerOptions
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from temporalio.converter import DataConverter
 
     from .config import Config
+    from .llms import LLMHook
     from .temporal._client import IfExists, WorkflowSummary
 
 __all__ = ["Orchestrator"]
@@ -59,7 +61,12 @@ class Orchestrator:
         workflow_max_retries: Retries of a hand-written workflow's activities, by default.
         temporal_address: ``host:port`` of the Temporal frontend.
         temporal_namespace: Temporal namespace.
-        metrics_prefix: Prefix of metric names.
+        metrics_prefix: Prefix of metric names (``monitoring.metrics.prefix``).
+        metrics: Record Prometheus metrics of every run, node and model call
+            (:attr:`metrics`, served by :meth:`metrics_app`; ``monitoring.metrics.enabled``).
+        metrics_port: Port where ``belugaflow worker`` serves :meth:`metrics_app`; 0 takes a
+            free one, None serves none (``monitoring.metrics.port``).
+        metrics_host: Address that port listens on (``monitoring.metrics.host``).
         hooks: Event hooks attached to everything this orchestrator builds.
         data_converter: How payloads cross Temporal, for the client this orchestrator connects
             and so for its workers (:func:`~belugaflow.temporal.run_worker`, ``belugaflow
@@ -85,6 +92,9 @@ class Orchestrator:
         temporal_address: str = DEFAULTS.temporal_address,
         temporal_namespace: str = DEFAULTS.temporal_namespace,
         metrics_prefix: str = DEFAULTS.metrics_prefix,
+        metrics: bool = DEFAULTS.metrics,
+        metrics_port: int | None = DEFAULTS.metrics_port,
+        metrics_host: str = "127.0.0.1",
         hooks: Sequence[Hook] = (),
         data_converter: DataConverter | None = None,
     ) -> None:
@@ -102,9 +112,19 @@ class Orchestrator:
         self.temporal_address = temporal_address
         self.temporal_namespace = temporal_namespace
         self.metrics_prefix = metrics_prefix
-        self.hooks: list[Hook] = list(hooks)
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
         self.registry = Registry()
         self.breakers = BreakerRegistry()
+        self.metrics = Metrics(metrics_prefix, [self.breakers]) if metrics else None
+        """The Prometheus metrics, or None when they are off."""
+        self.hooks: list[Hook] = list(hooks)
+        self.llm_hooks: list[LLMHook] = []
+        """LLM hooks for the models this orchestrator's nodes use:
+        ``chat_model_from_config(config, hooks=orch.llm_hooks)``."""
+        if self.metrics is not None:
+            self.hooks.append(self.metrics.on_event)
+            self.llm_hooks.append(self.metrics.on_llm_call)
         self.workflows: list[type] = []
         self.activities: list[Callable[..., Any]] = []
         self._data_converter = data_converter
@@ -135,6 +155,9 @@ class Orchestrator:
             temporal_address=config.temporal.address,
             temporal_namespace=config.temporal.namespace,
             metrics_prefix=config.monitoring.metrics.prefix,
+            metrics=config.monitoring.metrics.enabled,
+            metrics_port=config.monitoring.metrics.port,
+            metrics_host=config.monitoring.metrics.host,
             hooks=hooks,
             data_converter=data_converter,
         )
@@ -252,12 +275,29 @@ class Orchestrator:
         if self._client is None:
             from temporalio.client import Client
 
+            runtime = None
+            if self.metrics is not None:  # the SDK's metrics go beside ours
+                from .temporal._runtime import sdk_runtime
+
+                runtime = sdk_runtime()[0]
             self._client = await Client.connect(
                 self.temporal_address,
                 namespace=self.temporal_namespace,
                 data_converter=self.data_converter,
+                runtime=runtime,
             )
         return self._client
+
+    def metrics_app(self, checks: Mapping[str, Check] | None = None) -> MonitoringApp:
+        """An ASGI app serving ``/metrics`` (this orchestrator's, then the Temporal SDK's once
+        :meth:`client` connected), ``/healthz`` and ``/readyz`` (``checks`` by name)."""
+        extra = None
+        if self.metrics is not None and self._client is not None:
+            from .temporal._runtime import sdk_metrics, sdk_runtime
+
+            if self._client.service_client.config.runtime is sdk_runtime()[0]:
+                extra = sdk_metrics
+        return MonitoringApp(self.metrics, checks, extra)
 
     def use_client(self, client: Client) -> None:
         """Use an already connected client, with its own data converter, instead of connecting

@@ -23,9 +23,11 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -195,6 +197,7 @@ class WorkerProcess:
         self.task_queue = task_queue
         command = [*belugaflow_command(), "worker", "--app", app, "--address", address]
         command += ["--namespace", namespace, "--task-queue", task_queue]
+        command += ["--metrics-port", "0"]  # a free port each: workers run side by side
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 command,
@@ -232,6 +235,19 @@ class WorkerProcess:
     def _signal(self, signum: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
+
+    def monitoring_url(self, timeout: float = 30.0) -> str:
+        """The base URL of the worker's ``/metrics``, ``/healthz`` and ``/readyz``, as it
+        printed it once it listened."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            if found := re.search(r"metrics at (http://\S+)/metrics", text):
+                return found.group(1)
+            if not self.running:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"the worker printed no metrics URL:\n{self.output()}")
 
     def output(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the worker's output, for failure messages."""

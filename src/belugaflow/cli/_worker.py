@@ -38,6 +38,15 @@ def worker(
         str | None,
         typer.Option(help="Temporal namespace [default: the orchestrator's]."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=-1,
+            max=65535,
+            help="Port of /metrics, /healthz and /readyz; 0 takes a free one, -1 serves none"
+            " [default: the orchestrator's, monitoring.metrics.port, 9464].",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: the orchestrator's graphs, workflows and activities, until SIGTERM.
 
@@ -60,9 +69,21 @@ def worker(
         f" (namespace {orch.temporal_namespace!r}); SIGTERM or Ctrl-C drains and stops",
         err=True,
     )
+    port = orch.metrics_port if metrics_port is None else metrics_port
     code = ExitCode.OK
+
+    def serving(url: str) -> None:
+        typer.echo(f"metrics at {url}/metrics, health at {url}/healthz and {url}/readyz", err=True)
+
     try:
-        asyncio.run(run_worker(orch, task_queue=queue))
+        asyncio.run(
+            run_worker(
+                orch,
+                task_queue=queue,
+                metrics_port=None if port == -1 else port,
+                on_serving=serving,
+            )
+        )
     except Exception as error:  # the server cannot be reached, the app's activities are invalid
         typer.echo(f"{ERROR} worker stopped: {type(error).__name__}: {error}", err=True)
         code = ExitCode.INVALID

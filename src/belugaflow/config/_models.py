@@ -31,6 +31,7 @@ __all__ = [
     "GraphConfig",
     "LLMConfig",
     "LocalConfig",
+    "LoggingConfig",
     "MetricsConfig",
     "MonitoringConfig",
     "OrchestrationConfig",
@@ -428,15 +429,59 @@ class MetricsConfig(_Section):
     prefix: str = Field(default=DEFAULTS.metrics_prefix, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
     """Prefix of every metric name; letters, digits and ``_``, not starting with a digit.
     Default ``"workflow"``."""
+    port: _Int | None = Field(default=DEFAULTS.metrics_port, ge=0, le=65535)
+    """Port where ``belugaflow worker`` serves ``/metrics``, ``/healthz`` and ``/readyz``;
+    ``0`` takes a free one, ``null`` serves none. Default 9464."""
+    host: str = Field(default="127.0.0.1", min_length=1)
+    """Address that port listens on; ``0.0.0.0`` for scrapers on other machines. Default
+    ``"127.0.0.1"``."""
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: object) -> object:
+    # Case-insensitive names only: a number or a misspelt name is surely a mistake.
+    if isinstance(value, str) and value.upper() in _LOG_LEVELS:
+        return value.upper()
+    raise ValueError(f"invalid log level {value!r}: expected one of {', '.join(_LOG_LEVELS)}")
+
+
+def _logger_names(levels: dict[str, str]) -> dict[str, str]:
+    if "" in levels:
+        raise ValueError("a logger name must not be empty (the root logger's level is `level`)")
+    return levels
+
+
+_LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_log_level)
+]
+"""A log level name, case-insensitive (``debug`` is read as ``"DEBUG"``)."""
+
+
+class LoggingConfig(_Section):
+    """The ``monitoring.logging`` section: the process's log records (``belugaflow worker``,
+    :func:`~belugaflow.monitoring.configure_logging_from_config`)."""
+
+    level: _LogLevel = "INFO"
+    """Level of the root logger: records below it are dropped. Default ``INFO``."""
+    format: Literal["text", "json"] = "text"
+    """``text`` (one readable line per record) or ``json`` (one JSON object per line). Default
+    ``text``."""
+    levels: Annotated[dict[str, _LogLevel], AfterValidator(_logger_names)] = {}
+    """Levels of single loggers (and the loggers below them), e.g. ``{temporalio: WARNING}``.
+    Default none."""
 
 
 class MonitoringConfig(_Section):
-    """The ``monitoring`` section: tracing and metrics."""
+    """The ``monitoring`` section: tracing, metrics and logs."""
 
     otel: OtelConfig = OtelConfig()
     """OpenTelemetry settings."""
     metrics: MetricsConfig = MetricsConfig()
     """Metrics settings."""
+    logging: LoggingConfig = LoggingConfig()
+    """Log settings."""
 
 
 class Config(_Section):

@@ -204,11 +204,17 @@ async def wait(board: RunBoard, node: NodeSpec, until: Until, now: datetime) -> 
         board.events(EventKind.NODE_WAITING, node.name)
     inbox = board.inbox.setdefault(spec.signal, deque())
     try:
-        if inbox or await until(lambda: bool(inbox), spec.timeout):
-            return inbox.popleft()
-        return TIMED_OUT
+        value = (
+            inbox.popleft()
+            if inbox or await until(lambda: bool(inbox), spec.timeout)
+            else TIMED_OUT
+        )
     finally:
         del board.waiting[node.name]
+    if board.events is not None:  # the wait is over: its value arrived, or its timeout passed
+        update = None if value is TIMED_OUT else {spec.key: value}
+        board.events(EventKind.NODE_COMPLETED, node.name, update=update)
+    return value
 
 
 async def park_or_fail(

@@ -182,7 +182,7 @@ class GraphActivities:
         """Run one attempt of a node (a :class:`~._messages.NodeCall`); return its update."""
         info = activity.info()
         step = self._step(call, info)
-        events = RunEvents.open(self.hooks, step.graph, info.workflow_id)
+        events = RunEvents.open(self.hooks, step.graph, info.workflow_id, "temporal")
         beats = None
         if info.heartbeat_timeout and not info.is_local:
             beats = _Heartbeats(info.heartbeat_timeout.total_seconds() / 3)

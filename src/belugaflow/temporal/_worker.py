@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
@@ -47,6 +48,8 @@ async def run_worker(
     client: Client | None = None,
     task_queue: str | None = None,
     stop: asyncio.Event | None = None,
+    metrics_port: int | None = None,
+    on_serving: Callable[[str], None] | None = None,
     **options: Any,
 ) -> None:
     """Poll until ``stop`` is set — or, without ``stop``, until SIGTERM or SIGINT — then stop
@@ -62,6 +65,11 @@ async def run_worker(
     started. Without ``client``, the orchestrator's own (:meth:`~belugaflow.Orchestrator.client`)
     is used, and with it the orchestrator's data converter. This is what ``belugaflow worker
     --app MODULE:ORCH`` runs.
+
+    With ``metrics_port``, the worker also serves :meth:`~belugaflow.Orchestrator.metrics_app`
+    there (on ``orch.metrics_host``; 0 takes a free port): ``/metrics``, ``/healthz``, and
+    ``/readyz`` with the checks ``temporal`` (the server answers) and ``worker`` (it polls).
+    ``on_serving`` is called with the base URL once it listens.
     """
     client = client or await orch.client()
     installed: list[signal.Signals] = []
@@ -72,13 +80,73 @@ async def run_worker(
             if signal.getsignal(signum) in _DEFAULT_HANDLERS:
                 loop.add_signal_handler(signum, stop.set)
                 installed.append(signum)
+    worker = create_worker(client, orch, task_queue=task_queue, **options)
+    server = None
     try:
-        async with create_worker(client, orch, task_queue=task_queue, **options):
+        if metrics_port is not None:
+            server = await _serve_monitoring(orch, client, worker, metrics_port, on_serving)
+        async with worker:
             await stop.wait()
     finally:
+        if server is not None:
+            await server.stop()
         for signum in installed:
             loop.remove_signal_handler(signum)
 
 
 # What a signal's handler is when the program set none (SIGINT's raises KeyboardInterrupt).
 _DEFAULT_HANDLERS = (signal.SIG_DFL, signal.default_int_handler, None)
+
+
+class _Monitoring:
+    """The orchestrator's monitoring app, served by uvicorn beside the worker."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():  # the port is taken, or the host is not ours
+                self.task.result()
+                raise OSError("the monitoring server stopped while starting")
+            await asyncio.sleep(0.01)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
+async def _serve_monitoring(
+    orch: Orchestrator,
+    client: Client,
+    worker: Worker,
+    port: int,
+    on_serving: Callable[[str], None] | None,
+) -> _Monitoring:
+    async def temporal() -> None:
+        await client.service_client.check_health()
+
+    async def polling() -> None:
+        if not worker.is_running or worker.is_shutdown:
+            raise RuntimeError(f"the worker is not polling task queue {worker.task_queue!r}")
+
+    app = orch.metrics_app({"temporal": temporal, "worker": polling})
+    monitoring = _Monitoring(app, orch.metrics_host, port)
+    try:
+        url = await monitoring.start()
+    except (OSError, SystemExit) as error:  # uvicorn exits when it cannot bind
+        raise OSError(
+            f"cannot serve metrics on {orch.metrics_host}:{port} ({error or 'address in use?'});"
+            " choose another port (monitoring.metrics.port, --metrics-port) or none"
+        ) from None
+    if on_serving is not None:
+        on_serving(url)
+    return monitoring

@@ -252,7 +252,11 @@ class _GraphRun:
     ) -> dict[str, Any]:
         spec, topology, reducers, nodes = compiled
         hooks = _worker().hooks
-        events = _LiveEvents(hooks, spec.name, workflow.info().workflow_id) if hooks else None
+        events = (
+            _LiveEvents(hooks, spec.name, workflow.info().workflow_id, "temporal")
+            if hooks
+            else None
+        )
         sched = Scheduler(topology, reducers, state, record_skips=bool(hooks))
         self._state = sched.state
         board = self._board = RunBoard(spec, events)
