@@ -10,12 +10,21 @@ Names follow the use case: with the default prefix ``workflow`` they are
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .._events import Event, EventKind
 from ..resilience import BreakerRegistry, CircuitState
@@ -24,6 +33,8 @@ if TYPE_CHECKING:
     from ..llms import LLMCall
 
 __all__ = ["Metrics", "failure_code"]
+
+_go_float: Callable[[float], str] = floatToGoString  # how Prometheus writes ``le``; untyped
 
 # Runs last from milliseconds (in process) to days (a wait for a person).
 RUN_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 60, 300, 1800, 3600, 21600, 86400, 604800)
@@ -43,167 +54,222 @@ def failure_code(error: BaseException | None) -> str:
     return code if isinstance(code, str) else "error"
 
 
-class Metrics:
+class _Histogram:
+    """Observations of one series: a count per bucket (the last is +Inf) and their sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * size
+        self.sum = 0.0
+
+
+class Metrics(Collector):
     """Every metric of one orchestrator, in its own registry (so two orchestrators in one
     process never clash).
 
     Attach :meth:`on_event` as an event hook and :meth:`on_llm_call` as an LLM hook; expose
-    :attr:`registry` (``prometheus_client.generate_latest(metrics.registry)``).
+    :attr:`registry` (``prometheus_client.generate_latest(metrics.registry)``). Events only
+    add to plain counters under one lock; the Prometheus families are built when scraped,
+    which keeps a node's cost to a dictionary update.
     """
 
     def __init__(self, prefix: str = "workflow", breakers: Iterable[BreakerRegistry] = ()) -> None:
         self.prefix = prefix
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        run = ("workflow", "engine")
-        node = ("workflow", "activity", "engine")
-        self.started = Counter(f"{prefix}s_started", "Runs started.", run, registry=r)
-        self.duration = Histogram(
-            f"{prefix}_duration_seconds",
-            "Seconds from a run's start to its end, by outcome.",
-            (*run, "outcome"),
-            buckets=RUN_BUCKETS,
-            registry=r,
-        )
-        self.failures = Counter(
-            f"{prefix}_failures", "Runs that failed, by the error's code.", (*run, "code"),
-            registry=r,
-        )  # fmt: skip
-        self.in_flight = Gauge(
-            f"{prefix}_runs_in_flight", "Runs started in this process and not ended.", run,
-            registry=r,
-        )  # fmt: skip
-        self.activities = Counter(
-            f"{prefix}_activities",
-            "Node (activity) attempts that ended, by outcome: completed, retried or failed.",
-            (*node, "outcome"),
-            registry=r,
-        )
-        self.retries = Counter(
-            f"{prefix}_retries", "Node attempts that failed and were retried.", node, registry=r
-        )
-        self.node_duration = Histogram(
-            f"{prefix}_node_duration_seconds",
-            "Seconds one node attempt took, by outcome.",
-            (*node, "outcome"),
-            buckets=NODE_BUCKETS,
-            registry=r,
-        )
-        self.waiting = Gauge(
-            f"{prefix}_waits_in_progress", "Wait nodes waiting for their signal.", run, registry=r
-        )
-        self.parked = Counter(
-            f"{prefix}_nodes_parked", "Nodes that failed for good and parked their run.", node,
-            registry=r,
-        )  # fmt: skip
-        llm = ("provider", "model")
-        self.llm_calls = Counter(
-            f"{prefix}_llm_calls", "Model calls, by outcome.", (*llm, "outcome"), registry=r
-        )
-        self.llm_tokens = Counter(
-            f"{prefix}_llm_tokens", "Tokens of model calls, by type: input or output.",
-            (*llm, "type"), registry=r,
-        )  # fmt: skip
-        self.llm_duration = Histogram(
-            f"{prefix}_llm_call_duration_seconds",
-            "Seconds a model call took, all attempts.",
-            llm,
-            buckets=LLM_BUCKETS,
-            registry=r,
-        )
-        r.register(_BreakerStates(f"{prefix}_circuit_breaker_state", tuple(breakers)))
+        self.breakers = tuple(breakers)
+        self._lock = threading.Lock()
+        self._started: Counter[tuple[str, str]] = Counter()
+        self._in_flight: Counter[tuple[str, str]] = Counter()
+        self._failures: Counter[tuple[str, str, str]] = Counter()
+        self._durations: dict[tuple[str, str, str], _Histogram] = {}
+        self._attempts: Counter[tuple[str, str, str, str]] = Counter()
+        self._node_durations: dict[tuple[str, str, str, str], _Histogram] = {}
+        self._retries: Counter[tuple[str, str, str]] = Counter()
+        self._waiting: Counter[tuple[str, str]] = Counter()
+        self._parked: Counter[tuple[str, str, str]] = Counter()
+        self._llm_calls: Counter[tuple[str, str, str]] = Counter()
+        self._llm_tokens: Counter[tuple[str, str, str]] = Counter()
+        self._llm_durations: dict[tuple[str, str], _Histogram] = {}
         # Runs and waits this process counted, so a gauge only goes down for what went up here
         # (a durable run may end on another worker than the one that started it).
         self._open: dict[str, tuple[str, str]] = {}
-        self._waits: dict[str, set[str]] = {}
-        self._lock = threading.Lock()
+        self._waits: dict[str, set[str | None]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def on_event(self, event: Event) -> None:
         """The event hook: records one run or node event."""
         kind = event.kind
-        workflow, engine = event.graph, event.engine
-        if kind is EventKind.NODE_COMPLETED:
-            if event.attempt == 0:  # a wait ended (its value arrived, or its timeout passed)
-                self._end_wait(event)
-                return
+        if kind is _NODE_STARTED:
+            return
+        if kind is _NODE_COMPLETED and event.attempt:
             self._attempt(event, "completed")
+        elif kind is _NODE_COMPLETED:  # attempt 0: a wait ended (a value, or its timeout)
+            with self._lock:
+                waits = self._waits.get(event.run_id)
+                if waits is not None and event.node in waits:
+                    waits.discard(event.node)
+                    self._waiting[event.graph, event.engine] -= 1
         elif kind is EventKind.NODE_RETRY_SCHEDULED:
             self._attempt(event, "retried")
-            self.retries.labels(workflow, event.node, engine).inc()
+            with self._lock:
+                self._retries[event.graph, f"{event.node}", event.engine] += 1
         elif kind is EventKind.NODE_FAILED:
             self._attempt(event, "failed")
         elif kind is EventKind.RUN_STARTED:
-            self.started.labels(workflow, engine).inc()
-            self.in_flight.labels(workflow, engine).inc()
+            run = (event.graph, event.engine)
             with self._lock:
-                self._open[event.run_id] = (workflow, engine)
+                self._started[run] += 1
+                self._in_flight[run] += 1
+                self._open[event.run_id] = run
         elif kind in _RUN_ENDS:
             self._end_run(event, _RUN_ENDS[kind])
         elif kind is EventKind.NODE_WAITING:
-            self.waiting.labels(workflow, engine).inc()
             with self._lock:
-                self._waits.setdefault(event.run_id, set()).add(f"{event.node}")
+                self._waiting[event.graph, event.engine] += 1
+                self._waits.setdefault(event.run_id, set()).add(event.node)
         elif kind is EventKind.NODE_PARKED:
-            self.parked.labels(workflow, event.node, engine).inc()
+            with self._lock:
+                self._parked[event.graph, f"{event.node}", event.engine] += 1
 
     def _attempt(self, event: Event, outcome: str) -> None:
-        labels = (event.graph, event.node, event.engine, outcome)
-        self.activities.labels(*labels).inc()
-        if event.duration is not None:
-            self.node_duration.labels(*labels).observe(event.duration)
+        key = (event.graph, f"{event.node}", event.engine, outcome)
+        with self._lock:
+            self._attempts[key] += 1
+            if event.duration is not None:
+                _observe(self._node_durations, key, event.duration, NODE_BUCKETS)
 
     def _end_run(self, event: Event, outcome: str) -> None:
-        workflow, engine = event.graph, event.engine
-        if event.duration is not None:
-            self.duration.labels(workflow, engine, outcome).observe(event.duration)
-        if outcome == "failed":
-            self.failures.labels(workflow, engine, failure_code(event.error)).inc()
+        run = (event.graph, event.engine)
         with self._lock:
+            if event.duration is not None:
+                _observe(self._durations, (*run, outcome), event.duration, RUN_BUCKETS)
+            if outcome == "failed":
+                self._failures[(*run, failure_code(event.error))] += 1
             counted = self._open.pop(event.run_id, None)
+            if counted is not None:
+                self._in_flight[counted] -= 1
             waits = self._waits.pop(event.run_id, ())
-        if counted is not None:
-            self.in_flight.labels(*counted).dec()
-        if waits:
-            self.waiting.labels(workflow, engine).dec(len(waits))
-
-    def _end_wait(self, event: Event) -> None:
-        with self._lock:
-            waits = self._waits.get(event.run_id)
-            if waits is None or event.node not in waits:
-                return  # it began to wait in another process
-            waits.discard(f"{event.node}")
-        self.waiting.labels(event.graph, event.engine).dec()
+            if waits:
+                self._waiting[run] -= len(waits)
 
     def on_llm_call(self, call: LLMCall) -> None:
         """The LLM hook: records one model call (all its attempts)."""
-        provider, model = call.provider, call.model
-        self.llm_calls.labels(provider, model, call.outcome).inc()
-        self.llm_duration.labels(provider, model).observe(call.duration)
-        if call.input_tokens:
-            self.llm_tokens.labels(provider, model, "input").inc(call.input_tokens)
-        if call.output_tokens:
-            self.llm_tokens.labels(provider, model, "output").inc(call.output_tokens)
-
-
-class _BreakerStates(Collector):
-    """One gauge per breaker and state, 1 for its current state (read at scrape time)."""
-
-    def __init__(self, name: str, registries: tuple[BreakerRegistry, ...]) -> None:
-        self.name = name
-        self.registries = registries
-
-    def describe(self) -> Iterable[Metric]:
-        return [self._family()]
+        model = (call.provider, call.model)
+        with self._lock:
+            self._llm_calls[(*model, call.outcome)] += 1
+            _observe(self._llm_durations, model, call.duration, LLM_BUCKETS)
+            if call.input_tokens:
+                self._llm_tokens[(*model, "input")] += call.input_tokens
+            if call.output_tokens:
+                self._llm_tokens[(*model, "output")] += call.output_tokens
 
     def collect(self) -> Iterator[Metric]:
-        family = self._family()
-        for registry in self.registries:
+        """The Prometheus families, built from the counts at this moment."""
+        p = self.prefix
+        run = ["workflow", "engine"]
+        node = ["workflow", "activity", "engine"]
+        llm = ["provider", "model"]
+        with self._lock:
+            yield _counter(f"{p}s_started", "Runs started.", run, self._started)
+            yield _histogram(
+                f"{p}_duration_seconds", "Seconds from a run's start to its end, by outcome.",
+                [*run, "outcome"], self._durations, RUN_BUCKETS,
+            )  # fmt: skip
+            yield _counter(
+                f"{p}_failures", "Runs that failed, by the error's code.", [*run, "code"],
+                self._failures,
+            )  # fmt: skip
+            yield _gauge(
+                f"{p}_runs_in_flight", "Runs started in this process and not ended.", run,
+                self._in_flight,
+            )  # fmt: skip
+            yield _counter(
+                f"{p}_activities",
+                "Node (activity) attempts that ended, by outcome: completed, retried or failed.",
+                [*node, "outcome"],
+                self._attempts,
+            )
+            yield _counter(
+                f"{p}_retries", "Node attempts that failed and were retried.", node, self._retries
+            )
+            yield _histogram(
+                f"{p}_node_duration_seconds", "Seconds one node attempt took, by outcome.",
+                [*node, "outcome"], self._node_durations, NODE_BUCKETS,
+            )  # fmt: skip
+            yield _gauge(
+                f"{p}_waits_in_progress", "Wait nodes waiting for their signal.", run,
+                self._waiting,
+            )  # fmt: skip
+            yield _counter(
+                f"{p}_nodes_parked", "Nodes that failed for good and parked their run.", node,
+                self._parked,
+            )  # fmt: skip
+            yield _counter(
+                f"{p}_llm_calls", "Model calls, by outcome.", [*llm, "outcome"], self._llm_calls
+            )
+            yield _counter(
+                f"{p}_llm_tokens", "Tokens of model calls, by type: input or output.",
+                [*llm, "type"], self._llm_tokens,
+            )  # fmt: skip
+            yield _histogram(
+                f"{p}_llm_call_duration_seconds", "Seconds a model call took, all attempts.",
+                llm, self._llm_durations, LLM_BUCKETS,
+            )  # fmt: skip
+        states = GaugeMetricFamily(
+            f"{p}_circuit_breaker_state",
+            "Circuit breaker state: 1 for the state it is in.",
+            labels=["breaker", "state"],
+        )
+        for registry in self.breakers:
             for breaker in registry:
-                current = breaker.state
+                current = breaker.state  # read now: an open breaker may have become half-open
                 for state in CircuitState:
-                    family.add_metric([breaker.name, state.value], float(state is current))
-        yield family
+                    states.add_metric([breaker.name, state.value], float(state is current))
+        yield states
 
-    def _family(self) -> GaugeMetricFamily:
-        help = "Circuit breaker state: 1 for the state it is in."
-        return GaugeMetricFamily(self.name, help, labels=["breaker", "state"])
+
+_NODE_STARTED, _NODE_COMPLETED = EventKind.NODE_STARTED, EventKind.NODE_COMPLETED
+
+
+def _observe(
+    series: dict[Any, _Histogram], key: Any, value: float, bounds: tuple[float, ...]
+) -> None:
+    histogram = series.get(key)
+    if histogram is None:
+        histogram = series[key] = _Histogram(len(bounds) + 1)
+    histogram.counts[bisect_left(bounds, value)] += 1  # le: the first bound >= value
+    histogram.sum += value
+
+
+def _counter(
+    name: str, help: str, labels: list[str], counts: Mapping[Any, float]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, help, labels=labels)
+    for key, count in counts.items():
+        family.add_metric(list(key), count)
+    return family
+
+
+def _gauge(
+    name: str, help: str, labels: list[str], values: Mapping[Any, float]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help, labels=labels)
+    for key, value in values.items():
+        family.add_metric(list(key), value)
+    return family
+
+
+def _histogram(
+    name: str,
+    help: str,
+    labels: list[str],
+    series: Mapping[Any, _Histogram],
+    bounds: tuple[float, ...],
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, help, labels=labels)
+    edges = [_go_float(bound) for bound in bounds] + ["+Inf"]
+    for key, histogram in series.items():
+        cumulative = list(accumulate(histogram.counts))
+        family.add_metric(list(key), list(zip(edges, cumulative, strict=True)), histogram.sum)
+    return family
