@@ -13,10 +13,11 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from tests.llms.fake_openai import completion, error
 from tests.llms.fake_server import FakeServer, running
 
@@ -32,6 +33,9 @@ from belugaflow.graph import CompiledGraph
 from belugaflow.llms import HumanMessage
 from belugaflow.llms._openai import OpenAIChatModel
 from belugaflow.temporal import DevServer, run_worker
+from examples.order_processing.activities import Order
+from examples.order_processing.app import create_app, start_order
+from examples.order_processing.db import Store
 
 FAST = RetryPolicy(max_attempts=3, initial_interval=0.001, jitter=0)
 
@@ -294,3 +298,34 @@ async def test_readyz_names_what_is_not_ready() -> None:
             }
         },
     }
+
+
+async def test_hand_written_workflows_and_their_activities_are_counted(
+    temporal_server: DevServer, tmp_path: Path
+) -> None:
+    """The example's ``OrderProcessingWorkflow`` (plain Temporal code): runs by workflow type,
+    activities by activity type, a failure by its application error's type."""
+    orch = create_app(store=Store.create(tmp_path / "orders.db"))
+    orch.temporal_address = temporal_server.address
+    orch.temporal_namespace = temporal_server.namespace
+    orch.workflow_task_queue = f"handwritten-{uuid.uuid4().hex[:8]}"
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(orch, stop=stop))
+    try:
+        for order in (Order("h-1", "prod-1"), Order("h-2", "prod-1", 2)):
+            assert (await (await start_order(orch, order)).result()).status == "completed"
+        with pytest.raises(WorkflowFailureError):
+            await (await start_order(orch, Order("h-3", "nope"))).result()
+    finally:
+        stop.set()
+        await worker
+    run = {"workflow": "OrderProcessingWorkflow", "engine": "temporal"}
+    assert value(orch, "workflows_started_total", **run) == 3
+    assert value(orch, "workflow_failures_total", **run, code="NonRetryableError") == 1
+    assert value(orch, "workflow_duration_seconds_count", **run, outcome="completed") == 2
+    assert value(orch, "workflow_runs_in_flight", **run) == 0
+    validate = {**run, "activity": "order.validate"}
+    assert value(orch, "workflow_activities_total", **validate, outcome="completed") == 2
+    assert value(orch, "workflow_activities_total", **validate, outcome="failed") == 1
+    payment = {**run, "activity": "order.process_payment", "outcome": "completed"}
+    assert value(orch, "workflow_activities_total", **payment) == 2

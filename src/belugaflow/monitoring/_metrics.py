@@ -49,9 +49,16 @@ _RUN_ENDS = {
 
 
 def failure_code(error: BaseException | None) -> str:
-    """The failure type of a metric label: the error's stable ``code``, else ``"error"``."""
-    code = getattr(error, "code", None)
-    return code if isinstance(code, str) else "error"
+    """The failure type of a metric label: the stable ``code`` of a belugaflow error, the
+    ``type`` of a Temporal application error (a hand-written workflow's failure, or its
+    cause's), else ``"error"``."""
+    while error is not None:
+        for attribute in ("code", "type"):
+            found = getattr(error, attribute, None)
+            if isinstance(found, str) and found:
+                return found
+        error = error.__cause__
+    return "error"
 
 
 class _Histogram:

@@ -37,6 +37,7 @@ from temporalio.common import RawValue
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import (
+    ActivityInboundInterceptor,
     ExecuteWorkflowInput,
     Interceptor,
     WorkflowInboundInterceptor,
@@ -64,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         NodeCall,
         RouteCall,
     )
+    from ._observed import ObservedActivities, observe_workflow
 
 __all__ = ["GraphWorkflow", "NamedGraphWorkflow", "WorkerContext"]
 
@@ -136,13 +138,23 @@ class WorkerContext:
         class _Inbound(WorkflowInboundInterceptor):
             async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
                 _context.set(context)  # this run's task (and the tasks it creates) sees it
-                return await super().execute_workflow(input)
+                if not context.hooks or issubclass(input.type, _GraphRun):
+                    return await super().execute_workflow(input)
+                # A hand-written workflow: its run events come from here.
+                return await observe_workflow(
+                    context.hooks, lambda: super(_Inbound, self).execute_workflow(input)
+                )
 
         class _Interceptor(Interceptor):
             def workflow_interceptor_class(
                 self, input: WorkflowInterceptorClassInput
             ) -> type[WorkflowInboundInterceptor]:
                 return _Inbound
+
+            def intercept_activity(
+                self, next: ActivityInboundInterceptor
+            ) -> ActivityInboundInterceptor:
+                return ObservedActivities(next, context.hooks) if context.hooks else next
 
         return _Interceptor()
 
