@@ -27,10 +27,17 @@ from belugaflow import Orchestrator
 from . import chaos, durable, durable_scale
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
+from .instrumentation import w11
 from .llm import w9
 from .local_llm import w10
 
 Record = dict[str, Any]
+
+
+def _engine() -> Orchestrator:
+    """W1-W4 measure the engine alone, as before metrics existed; W11 prices instrumentation."""
+    return Orchestrator(metrics=False)
+
 
 US, MS, S = 1e3, 1e6, 1e9
 
@@ -63,7 +70,7 @@ def _bare(fn: Callable[[Any], Any], arg: Any, quick: bool, scale: float) -> floa
 
 
 def w1(quick: bool) -> list[Record]:
-    chain = w.build_chain10(Orchestrator())
+    chain = w.build_chain10(_engine())
     assert chain.invoke({"counter": 0}) == {"counter": 10}
     samples = sample(chain.invoke, {"counter": 0}, warmup=2_000, reps=2_000 if quick else 50_000)
     bare = _bare(w.bare_chain10, {"counter": 0}, quick, US)
@@ -78,7 +85,7 @@ def w1(quick: bool) -> list[Record]:
 
 
 def w2(quick: bool) -> list[Record]:
-    graph = w.build_order5(Orchestrator())
+    graph = w.build_order5(_engine())
     assert graph.invoke({"order_id": "1"})["status"] == "completed"
     samples = sample(graph.invoke, {"order_id": "1"}, warmup=2_000, reps=2_000 if quick else 50_000)
     bare = _bare(w.bare_order5, {"order_id": "1"}, quick, US)
@@ -94,7 +101,7 @@ def w2(quick: bool) -> list[Record]:
 
 async def _w3(quick: bool) -> list[Record]:
     records = []
-    orch = Orchestrator()
+    orch = _engine()
     for workers, target, reps in ((10, 1.10, 20), (100, 1.5, 60)):
         reps = 3 if quick else reps
         graph = w.build_fanout100(orch, workers)
@@ -125,7 +132,7 @@ def w4(quick: bool) -> list[Record]:
     builds, compiles = [], []
     for attempt in range(1 if quick else 3):
         start = time.perf_counter_ns()
-        graph = w.build_layered(Orchestrator(), name=f"layered1000_{attempt}")
+        graph = w.build_layered(_engine(), name=f"layered1000_{attempt}")
         built = time.perf_counter_ns()
         compiled = graph.compile()
         builds.append(built - start)
@@ -157,6 +164,7 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W8": durable_scale.w8,
     "W9": w9,
     "W10": w10,
+    "W11": w11,
     "chaos": chaos.chaos,
 }
 ON_REQUEST = frozenset({"chaos"})

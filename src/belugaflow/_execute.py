@@ -11,6 +11,8 @@ their events, in one place.
   function when nobody listens — and loop over the verdicts, sleeping between attempts.
 * On Temporal, each activity makes one attempt with the attempt number Temporal gives it and
   hands the verdict back to Temporal, which does the sleeping (``temporal/_activities.py``).
+* Every attempt runs with :data:`~._context.node_scope` naming its graph, node and run, once
+  something reads it (:func:`._context.enable`), so log records made during it name them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _context
+from ._context import NodeScope
+from ._context import node_scope as _scope
 from ._errors import CircuitOpenError, NodeFailedError
 from ._events import EventKind, RunEvents
 from ._runnable import CallKind
@@ -53,12 +58,22 @@ class StepCall:
     retry: RetryPolicy
     timeout: float | None
     breaker: CircuitBreaker | None
+    names_node: bool = True
+    """Whether log records made during an attempt name this step as the running node (see
+    :mod:`._context`); False for calls made on a node's behalf, such as LLM calls, whose
+    records keep naming the node."""
     plain: bool = field(init=False)
     """A plain function without a breaker: its first attempt may be a bare call."""
+    scope: NodeScope | None = field(init=False)
+    """``(graph, name, None)``, or None when the step does not name the node: set as is
+    when the run has no id, made once, not per attempt."""
 
     def __post_init__(self) -> None:
-        # A field, not a property: it is read once per node run on the hottest path.
+        # Fields, not properties: they are read once per node run on the hottest path.
         object.__setattr__(self, "plain", self.kind is CallKind.INLINE and self.breaker is None)
+        object.__setattr__(
+            self, "scope", (self.graph, self.name, None) if self.names_node else None
+        )
 
 
 class Retry(Exception):
@@ -123,27 +138,35 @@ def attempt_sync(
         NodeFailedError: the attempt failed and no retry is left.
     """
     breaker = step.breaker
-    began = 0.0  # timed only for the events' durations
-    if events is not None:
-        events(_STARTED, step.name, attempt)
-        began = time.monotonic()
+    token = None
+    if _context.tracking and step.scope is not None:
+        token = _scope.set(step.scope if events is None else (step.graph, step.name, events.run_id))
     try:
+        began = 0.0  # timed only for the events' durations
+        if events is not None:
+            events(_STARTED, step.name, attempt)
+            began = time.monotonic()
+        try:
+            if breaker is not None:
+                breaker.before_call()
+            if step.kind is CallKind.INLINE:
+                result = step.fn(arg)
+            else:  # a sync-capable Runnable
+                result = step.fn.invoke(arg)  # type: ignore[attr-defined]
+        except Exception as error:
+            if breaker is not None and not isinstance(error, CircuitOpenError):
+                breaker.on_failure(error)
+            ended = time.monotonic()
+            verdict = _verdict(step, attempt, error, ended - first_began, ended - began, events)
+            raise verdict from error
         if breaker is not None:
-            breaker.before_call()
-        if step.kind is CallKind.INLINE:
-            result = step.fn(arg)
-        else:  # a sync-capable Runnable
-            result = step.fn.invoke(arg)  # type: ignore[attr-defined]
-    except Exception as error:
-        if breaker is not None and not isinstance(error, CircuitOpenError):
-            breaker.on_failure(error)
-        ended = time.monotonic()
-        raise _verdict(step, attempt, error, ended - first_began, ended - began, events) from error
-    if breaker is not None:
-        breaker.on_success()
-    if events is not None:
-        events(_COMPLETED, step.name, attempt, update=result, duration=time.monotonic() - began)
-    return result
+            breaker.on_success()
+        if events is not None:
+            events(_COMPLETED, step.name, attempt, update=result, duration=time.monotonic() - began)
+        return result
+    finally:
+        if token is not None:
+            _scope.reset(token)
 
 
 async def _call_once(step: StepCall, arg: Any, attempt: int) -> Any:
@@ -172,31 +195,40 @@ async def attempt_async(
         NodeFailedError: the attempt failed and no retry is left.
     """
     breaker = step.breaker
-    began = 0.0  # timed only for the events' durations
-    if events is not None:
-        events(_STARTED, step.name, attempt)
-        began = time.monotonic()
+    token = None
+    if _context.tracking and step.scope is not None:
+        # Set in this task's context: a thread started by _call_once gets a copy of it.
+        token = _scope.set(step.scope if events is None else (step.graph, step.name, events.run_id))
     try:
+        began = 0.0  # timed only for the events' durations
+        if events is not None:
+            events(_STARTED, step.name, attempt)
+            began = time.monotonic()
+        try:
+            if breaker is not None:
+                breaker.before_call()
+            if step.kind is CallKind.ASYNC and step.timeout is None:
+                result = await step.fn(arg)  # the common case, one coroutine frame less
+            else:
+                result = await _call_once(step, arg, attempt)
+        except Exception as error:
+            if breaker is not None and not isinstance(error, CircuitOpenError):
+                breaker.on_failure(error)
+            ended = time.monotonic()
+            verdict = _verdict(step, attempt, error, ended - first_began, ended - began, events)
+            raise verdict from error
+        except BaseException as error:  # cancelled: free a half-open probe, count nothing
+            if breaker is not None:
+                breaker.on_failure(error)
+            raise
         if breaker is not None:
-            breaker.before_call()
-        if step.kind is CallKind.ASYNC and step.timeout is None:
-            result = await step.fn(arg)  # the common case, one coroutine frame less
-        else:
-            result = await _call_once(step, arg, attempt)
-    except Exception as error:
-        if breaker is not None and not isinstance(error, CircuitOpenError):
-            breaker.on_failure(error)
-        ended = time.monotonic()
-        raise _verdict(step, attempt, error, ended - first_began, ended - began, events) from error
-    except BaseException as error:  # cancelled: free a half-open probe, count nothing
-        if breaker is not None:
-            breaker.on_failure(error)
-        raise
-    if breaker is not None:
-        breaker.on_success()
-    if events is not None:
-        events(_COMPLETED, step.name, attempt, update=result, duration=time.monotonic() - began)
-    return result
+            breaker.on_success()
+        if events is not None:
+            events(_COMPLETED, step.name, attempt, update=result, duration=time.monotonic() - began)
+        return result
+    finally:
+        if token is not None:
+            _scope.reset(token)
 
 
 def run_step(step: StepCall, arg: Any, events: RunEvents | None, deadline: float | None) -> Any:
@@ -212,6 +244,7 @@ def run_step(step: StepCall, arg: Any, events: RunEvents | None, deadline: float
         DeadlineExceeded: the deadline would pass before the next attempt.
     """
     if step.plain and events is None:
+        token = _scope.set(step.scope) if _context.tracking and step.scope is not None else None
         try:
             return step.fn(arg)
         except Exception as error:
@@ -221,6 +254,9 @@ def run_step(step: StepCall, arg: Any, events: RunEvents | None, deadline: float
                 raise verdict from error
             failed: BaseException | None = error
             attempt, delay = 2, verdict.delay
+        finally:
+            if token is not None:
+                _scope.reset(token)
     else:
         first_began = time.monotonic()
         try:

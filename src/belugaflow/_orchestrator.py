@@ -129,6 +129,9 @@ class Orchestrator:
         self.activities: list[Callable[..., Any]] = []
         self._data_converter = data_converter
         self._client: Client | None = None
+        self.config: Config | None = None
+        """The configuration this orchestrator was made from (:meth:`from_config`), else None;
+        ``belugaflow worker`` takes its ``monitoring.logging`` from it."""
 
     @classmethod
     def from_config(
@@ -138,9 +141,10 @@ class Orchestrator:
         hooks: Sequence[Hook] = (),
         data_converter: DataConverter | None = None,
     ) -> Orchestrator:
-        """An orchestrator with the defaults of a loaded ``config.yaml``."""
+        """An orchestrator with the defaults of a loaded ``config.yaml``, kept as
+        :attr:`config`."""
         orchestration = config.orchestration
-        return cls(
+        orch = cls(
             chain_timeout=orchestration.chain.timeout,
             chain_max_retries=orchestration.chain.max_retries,
             graph_max_workers=orchestration.graph.max_workers,
@@ -161,6 +165,8 @@ class Orchestrator:
             hooks=hooks,
             data_converter=data_converter,
         )
+        orch.config = config
+        return orch
 
     def __repr__(self) -> str:
         return (

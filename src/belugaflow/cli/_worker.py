@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from typing import Annotated
 
 import typer
 
+from belugaflow import Orchestrator
 from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._target import TargetError, load_orchestrator
+from belugaflow.config import Config, ConfigError, load_config
+from belugaflow.monitoring import configure_logging_from_config
 
 __all__ = ["worker"]
 
@@ -57,6 +61,7 @@ def worker(
         orch = load_orchestrator(app, search_dir=os.getcwd())
     except (TargetError, ValueError) as error:
         fail(str(error))
+    _configure_logs(orch)
     orch.temporal_address = address or orch.temporal_address
     orch.temporal_namespace = namespace or orch.temporal_namespace
     queue = task_queue or orch.workflow_task_queue
@@ -94,3 +99,20 @@ def worker(
     # The Temporal SDK's native runtime can crash while the interpreter shuts down
     # (sdk-python#300), so once it has started, leave without running finalizers.
     os._exit(code)
+
+
+def _configure_logs(orch: Orchestrator) -> None:
+    """Log as ``monitoring.logging`` of the app's config says (the config an orchestrator made
+    by ``Orchestrator.from_config`` keeps), or else of the defaults with the environment's
+    ``BELUGAFLOW__MONITORING__LOGGING__*`` overrides; an app that set up logging itself (the
+    root logger has a handler) keeps its own."""
+    if logging.getLogger().handlers:
+        return
+    config = orch.config
+    if config is None:
+        try:
+            config = load_config()
+        except ConfigError as error:
+            typer.echo(f"warning: logging with the defaults: {error}", err=True)
+            config = Config()
+    configure_logging_from_config(config)

@@ -342,8 +342,16 @@ class ProviderModel(ChatModel, Generic[C]):
 
     async def _retrying(self, fn: Callable[[_Attempts], Awaitable[T]], attempt: _Attempts) -> T:
         """Run ``fn`` under the retry policy and breaker; re-raise the last error itself."""
+        # names_node=False: log records of the call keep naming the node that makes it.
         step = StepCall(
-            f"llm {self.label}", self.label, fn, CallKind.ASYNC, self.retry, None, self.breaker
+            f"llm {self.label}",
+            self.label,
+            fn,
+            CallKind.ASYNC,
+            self.retry,
+            None,
+            self.breaker,
+            names_node=False,
         )
         try:
             result: T = await arun_step(step, attempt, None)
