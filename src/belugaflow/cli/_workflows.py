@@ -1,22 +1,36 @@
-"""``belugaflow workflows ...``: what the workflows of an app take and answer."""
+"""``belugaflow workflows ...``: what the workflows of an app take and answer, and what a run
+did."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from typing import Annotated
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from belugaflow import SpecError
+from belugaflow._defaults import DEFAULTS
 from belugaflow.cli._graph import APP_OPTION
-from belugaflow.cli._output import fail
-from belugaflow.cli._target import TargetError, load_orchestrator
+from belugaflow.cli._output import ExitCode, fail
+from belugaflow.cli._target import TargetError, load_orchestrator, parse_target
+
+if TYPE_CHECKING:
+    from temporalio.converter import DataConverter
+
+    from belugaflow.graph import GraphSpec
+    from belugaflow.graph._timeline import Timeline
 
 __all__ = ["workflows_app"]
 
 workflows_app = typer.Typer(
-    help="Describe the workflows an app serves.",
+    help="Describe the workflows an app serves, and show what a run did.",
     no_args_is_help=True,
 )
 
@@ -42,3 +56,163 @@ def schema(
         known = ", ".join(sorted(schemas)) or "none"
         fail(f"{app} serves no workflow type {workflow_type!r} (it serves: {known})")
     typer.echo(json.dumps(found, indent=2))
+
+
+def _check_optional_target(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_target(value)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    return value
+
+
+@workflows_app.command("show")
+def show(
+    workflow_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The run's workflow id, e.g. order-1042.")
+    ],
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            metavar="MODULE:ORCH",
+            help="Your Orchestrator: its Temporal address, namespace and data converter, and"
+            " the graphs it serves by name (to draw them).",
+            callback=_check_optional_target,
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Temporal frontend host:port [default: the app's, else"
+            f" {DEFAULTS.temporal_address}]."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Temporal namespace [default: the app's, else {DEFAULTS.temporal_namespace}]."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the timeline as one JSON object.")
+    ] = False,
+) -> None:
+    """Show what a run did, from its Temporal history: each node (or activity) with its first
+    start, end, attempts, outcome and last error, and the graph drawn as Mermaid with each
+    node's status.
+
+    Exits 1 if the app does not import, the server cannot be reached or has no such run.
+    """
+    graphs: Mapping[str, Mapping[int, GraphSpec]] | None = None
+    converter: DataConverter | None = None
+    if app is not None:
+        try:
+            orch = load_orchestrator(app, search_dir=os.getcwd())
+            graphs = orch.registry.graphs
+        except (TargetError, ValueError, SpecError) as error:
+            fail(str(error))
+        address = address or orch.temporal_address
+        namespace = namespace or orch.temporal_namespace
+        converter = orch.data_converter
+    address = address or DEFAULTS.temporal_address
+    namespace = namespace or DEFAULTS.temporal_namespace
+    try:
+        timeline = asyncio.run(_fetch(workflow_id, address, namespace, graphs, converter))
+    except ImportError as error:
+        fail(f"{error}; install the extra: pip install 'belugaflow[temporal]'")
+    except typer.Exit as error:  # reported; the SDK's runtime has started
+        _leave(error.exit_code)
+    if as_json:
+        typer.echo(json.dumps(timeline.to_dict(), indent=2))
+    else:
+        _print(timeline)
+        mermaid = timeline.to_mermaid()
+        if mermaid is not None:
+            typer.echo()
+            typer.echo(mermaid, nl=False)
+        elif app is None:
+            typer.echo(
+                "(a graph run by name is drawn with --app MODULE:ORCH, which knows its graph)",
+                err=True,
+            )
+    _leave(ExitCode.OK)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit at once. The Temporal SDK's native runtime can crash while the interpreter shuts
+    down (sdk-python#300: exit code -6), so once it has started, leave without finalizers."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+async def _fetch(
+    workflow_id: str,
+    address: str,
+    namespace: str,
+    graphs: Mapping[str, Mapping[int, GraphSpec]] | None,
+    converter: DataConverter | None,
+) -> Timeline:
+    from temporalio.client import Client
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from belugaflow.temporal import data_converter
+    from belugaflow.temporal._timeline import fetch_timeline
+
+    try:
+        client = await Client.connect(
+            address, namespace=namespace, data_converter=converter or data_converter()
+        )
+    except RuntimeError as error:
+        fail(f"cannot reach Temporal at {address}: {error}")
+    try:
+        return await fetch_timeline(client, workflow_id, graphs=graphs)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            fail(f"no workflow {workflow_id!r} in namespace {namespace!r} at {address}")
+        fail(f"reading workflow {workflow_id!r} from {address} failed: {error}")
+
+
+def _print(timeline: Timeline) -> None:
+    typer.echo(f"run {timeline.run_id} of {timeline.graph}: {timeline.status}")
+    if timeline.start is not None:
+        line = f"  started {timeline.start:%Y-%m-%d} {_clock(timeline.start)} UTC"
+        if timeline.end is not None:
+            line += f", ended {_clock(timeline.end)} (took"
+            line += f" {_took((timeline.end - timeline.start).total_seconds())})"
+        typer.echo(line)
+    typer.echo()
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NODE", "OUTCOME", "ATTEMPTS", "START", "END", "TOOK"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "ATTEMPTS" else "left")
+    table.add_column("ERROR", overflow="fold")
+    for row in timeline.nodes:
+        took = ""
+        if row.start is not None and row.end is not None:
+            took = _took((row.end - row.start).total_seconds())
+        table.add_row(
+            row.node,
+            row.outcome,
+            str(row.attempts),
+            _clock(row.start),
+            _clock(row.end),
+            took,
+            row.error or "",
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or a file: whole lines, never wrapped at 80
+        console.width = 1000
+    with console.capture() as captured:
+        console.print(table)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _clock(when: datetime | None) -> str:
+    """Time of day (UTC) to the millisecond, or ``-``."""
+    return f"{when:%H:%M:%S}.{when.microsecond // 1000:03d}" if when is not None else "-"
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"

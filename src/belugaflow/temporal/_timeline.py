@@ -1,0 +1,336 @@
+"""A durable run's :class:`~belugaflow.graph._timeline.Timeline`, read from its Temporal history.
+
+Every attempt of a graph node is an attempt of one activity (``belugaflow.node``, a local
+activity for a ``short`` node), retried by Temporal; routers (``belugaflow.route``) are
+decisions, not rows. A hand-written workflow's rows are its activity types. Temporal writes an
+activity's attempts into history only when it closes, so for activities still open the
+workflow's pending activities (``describe()``) say which attempt runs, or that it is between two.
+
+What history does not record is inferred from the graph, when known: a wait node waited from
+the end of the nodes before it until its signal came (or its timeout route was taken), and a
+node without any record in a completed run was skipped. A node skipped by a route in a run that
+has not completed (still running, or failed) has no row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflow.v1 import PendingActivityInfo
+from temporalio.client import Client, WorkflowHistory
+
+from ..graph import GraphSpec
+from ..graph._board import signal_problems
+from ..graph._timeline import Outcome, Row, RunStatus, Timeline, TimelineBuilder
+from ._messages import NODE_ACTIVITY, ROUTE_ACTIVITY
+
+__all__ = ["GRAPH_WORKFLOW", "fetch_timeline", "timeline_from_history"]
+
+GRAPH_WORKFLOW = "belugaflow.graph"
+"""The workflow type of a run that carries its spec in its input (``GraphWorkflow``)."""
+
+_ENDS: dict[str, RunStatus] = {
+    "workflow_execution_completed_event_attributes": "completed",
+    "workflow_execution_failed_event_attributes": "failed",
+    "workflow_execution_canceled_event_attributes": "cancelled",
+    "workflow_execution_terminated_event_attributes": "terminated",
+    "workflow_execution_timed_out_event_attributes": "timed_out",
+    "workflow_execution_continued_as_new_event_attributes": "continued_as_new",
+}
+_FAILURE_KINDS = {
+    "timeout_failure_info": "TimeoutError",
+    "canceled_failure_info": "CancelledError",
+    "terminated_failure_info": "TerminatedError",
+    "server_failure_info": "ServerError",
+}
+_LOCAL_ACTIVITY = "core_local_activity"
+_UNREADABLE = object()
+"""A signal value this reader cannot decode (a codec's payload): taken as valid."""
+
+
+async def fetch_timeline(
+    client: Client,
+    workflow_id: str,
+    *,
+    graphs: Mapping[str, Mapping[int, GraphSpec]] | None = None,
+) -> Timeline:
+    """The timeline of the latest run of ``workflow_id``.
+
+    A ``belugaflow.graph`` run's graph comes from its input; a graph run by name finds its
+    graph in ``graphs`` (name -> version -> spec, an orchestrator's ``registry.graphs``) by
+    the name and version in its memo.
+
+    Raises:
+        temporalio.service.RPCError: no such workflow (status ``NOT_FOUND``), or the server
+            cannot be reached.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    # Describe first: an activity that closes in between is read from history, which wins.
+    description = await handle.describe()
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    spec: GraphSpec | None = None
+    if started.workflow_type.name == GRAPH_WORKFLOW:
+        try:
+            [arg] = await client.data_converter.decode(started.input.payloads)
+            spec = GraphSpec.from_dict(arg["spec"])
+        except Exception:  # an input this client cannot read: rows without the drawing
+            spec = None
+    elif graphs is not None:
+        memo = await description.memo()
+        name, version = memo.get("graph"), memo.get("version")
+        if name == started.workflow_type.name and isinstance(version, int):
+            spec = graphs.get(name, {}).get(version)
+    pending = description.raw_description.pending_activities
+    return timeline_from_history(history, spec=spec, pending=pending)
+
+
+def timeline_from_history(
+    history: WorkflowHistory,
+    *,
+    spec: GraphSpec | None = None,
+    pending: Sequence[PendingActivityInfo] = (),
+) -> Timeline:
+    """The timeline of the run ``history`` records; ``spec`` is its graph (if known),
+    ``pending`` the run's pending activities when it was read (``describe()``)."""
+    events = history.events
+    started = events[0].workflow_execution_started_event_attributes
+    graph = spec.name if spec else started.workflow_type.name
+    builder = TimelineBuilder(history.workflow_id, graph)
+    builder.start = _time(events[0])
+    reader = _Reader(builder, spec)
+    for event in events:
+        kind = event.WhichOneof("attributes")
+        if kind in _ENDS:
+            builder.status, builder.end = _ENDS[kind], _time(event)
+        else:
+            reader.read(kind, event)
+    reader.still_open({info.activity_id: info for info in pending})
+    if spec is not None:
+        _waits(builder, spec, reader.signals)
+        if builder.status == "completed":
+            for node in spec.nodes:
+                if node.name not in builder.rows:
+                    builder.row(node.name).outcome = "skipped"
+    return builder.build(spec)
+
+
+class _Reader:
+    """Activities and signals, event by event."""
+
+    def __init__(self, builder: TimelineBuilder, spec: GraphSpec | None) -> None:
+        self.builder = builder
+        self.spec = spec
+        self.names: Collection[str] = {n.name for n in spec.nodes} if spec else ()
+        self.open: dict[int, tuple[Row, str, bool]] = {}
+        """Scheduled event id -> row, activity id, whether it is a graph node."""
+        self.attempt: dict[int, int] = {}
+        """Scheduled event id -> the attempt that started last (written when it closed)."""
+        self.retried: dict[int, Failure] = {}
+        """Scheduled event id -> the failure of the attempt before the last one."""
+        self.local_attempts: dict[int, int] = {}
+        """Local activity seq -> attempts counted (a retried one records several markers)."""
+        self.signals: list[tuple[datetime, str, Any]] = []
+
+    def read(self, kind: str | None, event: HistoryEvent) -> None:
+        when = _time(event)
+        if kind == "activity_task_scheduled_event_attributes":
+            scheduled = event.activity_task_scheduled_event_attributes
+            found = self._row(scheduled.activity_type.name, scheduled.activity_id)
+            if found is not None:
+                row, is_node = found
+                row.begin(when)
+                self.open[event.event_id] = (row, scheduled.activity_id, is_node)
+        elif kind == "activity_task_started_event_attributes":
+            began = event.activity_task_started_event_attributes
+            self.attempt[began.scheduled_event_id] = began.attempt
+            if began.HasField("last_failure"):  # the attempt before, for a retried one
+                self.retried[began.scheduled_event_id] = began.last_failure
+        elif kind == "activity_task_completed_event_attributes":
+            self._close(event.activity_task_completed_event_attributes.scheduled_event_id, when)
+        elif kind == "activity_task_failed_event_attributes":
+            failed = event.activity_task_failed_event_attributes
+            self._close(failed.scheduled_event_id, when, failed.failure)
+        elif kind == "activity_task_timed_out_event_attributes":
+            timed_out = event.activity_task_timed_out_event_attributes
+            self._close(timed_out.scheduled_event_id, when, timed_out.failure)
+        elif kind == "activity_task_canceled_event_attributes":
+            sid = event.activity_task_canceled_event_attributes.scheduled_event_id
+            if sid in self.open:
+                row = self.open.pop(sid)[0]
+                row.attempts += self.attempt.get(sid, 0)
+                row.close(when, "cancelled")
+        elif kind == "marker_recorded_event_attributes":
+            self._local_activity(event)
+        elif kind == "workflow_execution_signaled_event_attributes":
+            signaled = event.workflow_execution_signaled_event_attributes
+            self.signals.append((when, signaled.signal_name, _value(signaled.input.payloads)))
+        elif kind == "workflow_execution_update_accepted_event_attributes":
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            self.signals.append((when, request.input.name, _value(request.input.args.payloads)))
+
+    def _row(self, activity_type: str, activity_id: str) -> tuple[Row, bool] | None:
+        """The row an activity counts for, and whether it is a graph node; None for a router."""
+        if activity_type == ROUTE_ACTIVITY:
+            return None
+        if activity_type == NODE_ACTIVITY:
+            return self.builder.row(_node_name(activity_id, self.names)), True
+        return self.builder.row(activity_type), False
+
+    def _failed(self, row: Row, is_node: bool) -> Outcome:
+        """A graph node that failed for good parks its run if its policy says so (or, without
+        the graph, if the run goes on); the run's end settles it."""
+        if not is_node:
+            return "failed"
+        node = next((n for n in self.spec.nodes if n.name == row.node), None) if self.spec else None
+        return "failed" if node is not None and node.on_failure != "park" else "parked"
+
+    def _close(self, sid: int, when: datetime, failure: Failure | None = None) -> None:
+        if sid not in self.open:
+            return
+        row, _, is_node = self.open.pop(sid)
+        row.attempts += self.attempt.get(sid, 1)
+        if failure is None:
+            row.close(when, "completed")
+            if sid in self.retried:
+                row.error = _failure_text(self.retried[sid])
+        else:
+            row.close(when, self._failed(row, is_node))
+            row.error = _failure_text(failure)
+
+    def _local_activity(self, event: HistoryEvent) -> None:
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name != _LOCAL_ACTIVITY or "data" not in marker.details:
+            return
+        data = json.loads(marker.details["data"].payloads[0].data)
+        found = self._row(data["activity_type"], data["activity_id"])
+        if found is None:
+            return
+        row, is_node = found
+        seq, attempt = data["seq"], data["attempt"]
+        row.attempts += attempt - self.local_attempts.get(seq, 0)
+        self.local_attempts[seq] = attempt
+        start = _stamp(data.get("original_schedule_time")) or _time(event)
+        row.begin(start)
+        # The worker's clock stamps both times; never let the end come before the start.
+        end = max(start, _stamp(data.get("complete_time")) or _time(event))
+        if not marker.HasField("failure"):
+            row.close(end, "completed")
+        elif data.get("backoff"):  # Temporal retries it after a timer
+            row.outcome, row.error = "retrying", _failure_text(marker.failure)
+        else:
+            row.close(end, self._failed(row, is_node))
+            row.error = _failure_text(marker.failure)
+
+    def still_open(self, pending: Mapping[str, PendingActivityInfo]) -> None:
+        """Activities with no close in history: running, or waiting for their next attempt."""
+        for row, activity_id, _ in self.open.values():
+            info = pending.get(activity_id)
+            if info is None:  # the run ended, or the activity began after ``describe``
+                row.attempts += 1
+                continue
+            between = info.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+            if between and info.attempt > 1:
+                row.attempts += info.attempt - 1
+                row.outcome = "retrying"
+                row.error = _failure_text(info.last_failure)
+            else:
+                row.attempts += info.attempt
+        self.open.clear()
+
+
+def _waits(
+    builder: TimelineBuilder, spec: GraphSpec, signals: list[tuple[datetime, str, Any]]
+) -> None:
+    """Rows for the wait nodes the run reached, which history records only as signals."""
+    rows = builder.rows
+    for node in spec.nodes:  # declaration order: a wait after a wait finds its row
+        if node.wait is None:
+            continue
+        ready = [rows[p].end for p in _before(spec, node.name) if _completed(rows.get(p))]
+        if node.name in spec.entry:
+            ready.append(builder.start)
+        began = max((t for t in ready if t is not None), default=None)
+        if began is None:
+            continue
+        row = builder.row(node.name)
+        row.begin(began, "waiting")
+        took = next(
+            (
+                when
+                for when, name, value in signals
+                if name == node.wait.signal
+                and (value is _UNREADABLE or not signal_problems(spec, name, value))
+            ),
+            None,
+        )
+        after = rows.get(node.wait.on_timeout or "")
+        if took is not None:  # a signal sent before the wait began waited for it
+            row.close(max(took, began), "completed")
+        elif after is not None and after.start is not None:
+            row.close(after.start, "completed")
+
+
+def _before(spec: GraphSpec, name: str) -> Iterator[str]:
+    """The nodes whose edges, routes or timeout lead to ``name``."""
+    yield from (edge.source for edge in spec.edges if edge.target == name)
+    for router in spec.routers:
+        if any(target == name for _, target in router.routes):
+            yield router.source
+    yield from (n.name for n in spec.nodes if n.wait is not None and n.wait.on_timeout == name)
+
+
+def _completed(row: Row | None) -> bool:
+    return row is not None and row.outcome == "completed"
+
+
+def _node_name(activity_id: str, names: Collection[str]) -> str:
+    """The node a ``belugaflow.node`` activity runs, from the ids ``GraphWorkflow`` gives them:
+    ``<step>:<node>``, ``<step>:<node>:retry-<n>`` (an operator's retry of a parked node) and
+    ``undo:<node>`` (its compensation, named as in process)."""
+    head, _, rest = activity_id.partition(":")
+    if head == "undo":
+        return f"{rest}.compensate"
+    base, retry, round = rest.rpartition(":retry-")
+    if retry and round.isdigit() and rest not in names:
+        return base
+    return rest
+
+
+def _failure_text(failure: Failure) -> str:
+    """``Type: message``, as :func:`~belugaflow.graph._timeline.error_text` writes it."""
+    info = failure.WhichOneof("failure_info")
+    if info == "application_failure_info":
+        kind = failure.application_failure_info.type or "Error"
+    else:
+        kind = _FAILURE_KINDS.get(info or "", "Error")
+    return f"{kind}: {failure.message}" if failure.message else kind
+
+
+def _value(payloads: Sequence[Any]) -> Any:
+    """A signal's value when it is plain JSON (None without one), else :data:`_UNREADABLE`."""
+    if not payloads:
+        return None
+    if payloads[0].metadata.get("encoding") != b"json/plain":
+        return _UNREADABLE
+    try:
+        return json.loads(payloads[0].data)
+    except ValueError:
+        return _UNREADABLE
+
+
+def _time(event: HistoryEvent) -> datetime:
+    return event.event_time.ToDatetime(tzinfo=UTC)
+
+
+def _stamp(value: Mapping[str, int] | None) -> datetime | None:
+    """A ``{"seconds", "nanos"}`` timestamp of a local activity's marker."""
+    if not value:
+        return None
+    return datetime.fromtimestamp(value.get("seconds", 0) + value.get("nanos", 0) / 1e9, UTC)
