@@ -54,6 +54,8 @@ class Defaults:
     """Record Prometheus metrics."""
     metrics_port: int | None = 9464
     """Port of a worker's ``/metrics``, ``/healthz`` and ``/readyz`` (None: not served)."""
+    otel_service_name: str = "belugaflow"
+    """``service.name`` of the OpenTelemetry spans."""
 
     @property
     def retry(self) -> RetryPolicy:

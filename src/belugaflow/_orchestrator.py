@@ -20,11 +20,13 @@ from .resilience import BreakerRegistry, CircuitBreaker, RetryPolicy
 from .resilience._breaker import BreakerOptions
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
     from temporalio.client import Client, WorkflowHandle
     from temporalio.converter import DataConverter
 
     from .config import Config
     from .llms import LLMHook
+    from .monitoring import Tracing
     from .temporal._client import IfExists, WorkflowSummary
 
 __all__ = ["Orchestrator"]
@@ -67,6 +69,16 @@ class Orchestrator:
         metrics_port: Port where ``belugaflow worker`` serves :meth:`metrics_app`; 0 takes a
             free one, None serves none (``monitoring.metrics.port``).
         metrics_host: Address that port listens on (``monitoring.metrics.host``).
+        otel_endpoint: OTLP gRPC endpoint (``host:port``; ``https://`` for TLS) that receives
+            OpenTelemetry spans of every run, node and model call, and of the Temporal calls
+            of :meth:`client` and its workers (``monitoring.otel.endpoint``). None or ``""``:
+            no tracing, at no cost. Needs the ``otel`` extra. The first provider made sets the
+            process's global tracer provider, unless the application set one: then spans go
+            to the application's (see docs/observability.md).
+        otel_service_name: ``service.name`` of those spans (``monitoring.otel.service_name``).
+        tracer_provider: An OpenTelemetry tracer provider to make the spans with instead of
+            one exporting to ``otel_endpoint`` (an application's own; an in-memory one in
+            tests).
         hooks: Event hooks attached to everything this orchestrator builds.
         data_converter: How payloads cross Temporal, for the client this orchestrator connects
             and so for its workers (:func:`~belugaflow.temporal.run_worker`, ``belugaflow
@@ -95,6 +107,9 @@ class Orchestrator:
         metrics: bool = DEFAULTS.metrics,
         metrics_port: int | None = DEFAULTS.metrics_port,
         metrics_host: str = "127.0.0.1",
+        otel_endpoint: str | None = None,
+        otel_service_name: str = DEFAULTS.otel_service_name,
+        tracer_provider: TracerProvider | None = None,
         hooks: Sequence[Hook] = (),
         data_converter: DataConverter | None = None,
     ) -> None:
@@ -125,6 +140,12 @@ class Orchestrator:
         if self.metrics is not None:
             self.hooks.append(self.metrics.on_event)
             self.llm_hooks.append(self.metrics.on_llm_call)
+        self.tracing: Tracing | None = None
+        """The OpenTelemetry spans, or None when tracing is off."""
+        if otel_endpoint or tracer_provider is not None:  # "" (an env override) is none
+            self.tracing = _tracing(otel_endpoint, otel_service_name, tracer_provider)
+            self.hooks.append(self.tracing.on_event)
+            self.llm_hooks.append(self.tracing.on_llm_call)
         self.workflows: list[type] = []
         self.activities: list[Callable[..., Any]] = []
         self._data_converter = data_converter
@@ -162,6 +183,8 @@ class Orchestrator:
             metrics=config.monitoring.metrics.enabled,
             metrics_port=config.monitoring.metrics.port,
             metrics_host=config.monitoring.metrics.host,
+            otel_endpoint=config.monitoring.otel.endpoint,
+            otel_service_name=config.monitoring.otel.service_name,
             hooks=hooks,
             data_converter=data_converter,
         )
@@ -286,11 +309,17 @@ class Orchestrator:
                 from .temporal._runtime import sdk_runtime
 
                 runtime = sdk_runtime()[0]
+            interceptors = []
+            if self.tracing is not None:  # the trace goes through the server to the workers
+                from .temporal._tracing import client_interceptors
+
+                interceptors = client_interceptors(self.tracing)
             self._client = await Client.connect(
                 self.temporal_address,
                 namespace=self.temporal_namespace,
                 data_converter=self.data_converter,
                 runtime=runtime,
+                interceptors=interceptors,
             )
         return self._client
 
@@ -398,6 +427,21 @@ class Orchestrator:
             execution_timeout=self.workflow_timeout,
         )
         return await durable.start(graph, input, id=id)
+
+
+def _tracing(endpoint: str | None, service_name: str, provider: TracerProvider | None) -> Tracing:
+    """Spans to ``provider``, else to ``endpoint`` (the ``otel`` extra's exporter)."""
+    try:
+        from .monitoring._tracing import Tracing
+    except ImportError as error:  # not even the OpenTelemetry API
+        raise ImportError(
+            f"tracing needs the otel extra: pip install 'belugaflow[otel]' ({error})"
+        ) from error
+    if provider is None:
+        from .monitoring._otlp import otlp_provider  # raises an ImportError naming the extra
+
+        provider = otlp_provider(f"{endpoint}", service_name)
+    return Tracing(provider)
 
 
 def _graph(runnable: RunnableBase) -> Graph | CompiledGraph:

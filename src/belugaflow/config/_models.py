@@ -417,7 +417,7 @@ class OtelConfig(_Section):
 
     endpoint: str | None = None
     """OTLP gRPC endpoint, e.g. ``"localhost:4317"``. Default none (no export)."""
-    service_name: str = Field(default="belugaflow", min_length=1)
+    service_name: str = Field(default=DEFAULTS.otel_service_name, min_length=1)
     """``service.name`` resource attribute of exported spans. Default ``"belugaflow"``."""
 
 

@@ -28,7 +28,14 @@ def create_worker(
     The worker encodes and decodes payloads with ``client``'s data converter: pass
     ``await orch.client()`` (as :func:`run_worker` does) so that it is the orchestrator's
     (:attr:`~belugaflow.Orchestrator.data_converter`), the one its starts and results use.
+    With tracing on (:attr:`~belugaflow.Orchestrator.tracing`), the worker carries the trace
+    of every workflow and activity it runs on, even on a client connected without it.
     """
+    if orch.tracing is not None:
+        from ._tracing import worker_interceptors
+
+        tracing = worker_interceptors(orch.tracing, client)
+        options["interceptors"] = [*options.get("interceptors", ()), *tracing]
     return graph_worker(
         client,
         task_queue=task_queue or orch.workflow_task_queue,
@@ -70,6 +77,9 @@ async def run_worker(
     there (on ``orch.metrics_host``; 0 takes a free port): ``/metrics``, ``/healthz``, and
     ``/readyz`` with the checks ``temporal`` (the server answers) and ``worker`` (it polls).
     ``on_serving`` is called with the base URL once it listens.
+
+    With tracing on, the spans still batched are delivered before it returns (waiting at most
+    a few seconds for an endpoint that is down), so a worker stopped by SIGTERM loses none.
     """
     client = client or await orch.client()
     installed: list[signal.Signals] = []
@@ -92,6 +102,8 @@ async def run_worker(
             await server.stop()
         for signum in installed:
             loop.remove_signal_handler(signum)
+        if orch.tracing is not None:  # `belugaflow worker` leaves by os._exit: no atexit
+            await asyncio.to_thread(orch.tracing.flush)
 
 
 # What a signal's handler is when the program set none (SIGINT's raises KeyboardInterrupt).
