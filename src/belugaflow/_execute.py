@@ -45,6 +45,17 @@ __all__ = [
 
 _STARTED, _COMPLETED = EventKind.NODE_STARTED, EventKind.NODE_COMPLETED
 
+_tracking = False
+""":data:`._context.tracking`, copied here: a global of this module is the cheapest test."""
+
+
+def _start_tracking() -> None:
+    global _tracking
+    _tracking = True
+
+
+_context.on_enable(_start_tracking)
+
 
 @dataclass(frozen=True, slots=True)
 class StepCall:
@@ -139,7 +150,7 @@ def attempt_sync(
     """
     breaker = step.breaker
     token = None
-    if _context.tracking and step.scope is not None:
+    if _tracking and step.scope is not None:
         token = _scope.set(step.scope if events is None else (step.graph, step.name, events.run_id))
     try:
         began = 0.0  # timed only for the events' durations
@@ -196,7 +207,7 @@ async def attempt_async(
     """
     breaker = step.breaker
     token = None
-    if _context.tracking and step.scope is not None:
+    if _tracking and step.scope is not None:
         # Set in this task's context: a thread started by _call_once gets a copy of it.
         token = _scope.set(step.scope if events is None else (step.graph, step.name, events.run_id))
     try:
@@ -231,32 +242,47 @@ async def attempt_async(
             _scope.reset(token)
 
 
+def _second_attempt(step: StepCall, error: Exception) -> float:
+    """After a failed bare first call: the delay before the second attempt.
+
+    Raises:
+        NodeFailedError: the policy allows no second attempt.
+    """
+    verdict = _verdict(step, 1, error, 0.0, 0.0, None)
+    if isinstance(verdict, NodeFailedError):
+        raise verdict from error
+    return verdict.delay
+
+
 def run_step(step: StepCall, arg: Any, events: RunEvents | None, deadline: float | None) -> Any:
     """Run a sync-capable step to its result, retrying by its policy, without an event loop.
 
     A plain function with nobody listening is first called bare (the common case costs one
-    call); the attempt loop takes over after a failure. A running sync call cannot be
-    interrupted, so the run's ``deadline`` (``time.monotonic()``) is checked before each
-    backoff sleep instead.
+    call; with the log context on, one context variable set around it); the attempt loop takes
+    over after a failure. A running sync call cannot be interrupted, so the run's ``deadline``
+    (``time.monotonic()``) is checked before each backoff sleep instead.
 
     Raises:
         NodeFailedError: the last attempt failed.
         DeadlineExceeded: the deadline would pass before the next attempt.
     """
-    if step.plain and events is None:
-        token = _scope.set(step.scope) if _context.tracking and step.scope is not None else None
+    if step.plain and events is None and not _tracking:
         try:
             return step.fn(arg)
         except Exception as error:
             first_began = time.monotonic()  # the bare call is not timed: the budget starts now
-            verdict = _verdict(step, 1, error, 0.0, 0.0, None)
-            if isinstance(verdict, NodeFailedError):
-                raise verdict from error
             failed: BaseException | None = error
-            attempt, delay = 2, verdict.delay
+            attempt, delay = 2, _second_attempt(step, error)
+    elif step.plain and events is None and step.scope is not None:
+        token = _scope.set(step.scope)  # the same, naming the node in the log context
+        try:
+            return step.fn(arg)
+        except Exception as error:
+            first_began = time.monotonic()
+            failed = error
+            attempt, delay = 2, _second_attempt(step, error)
         finally:
-            if token is not None:
-                _scope.reset(token)
+            _scope.reset(token)
     else:
         first_began = time.monotonic()
         try:

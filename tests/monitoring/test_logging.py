@@ -24,7 +24,7 @@ from tests.llms.fake_openai import error, fake_openai
 from tests.llms.fake_server import FakeServer, running
 from tests.temporal.fault_app import WorkerProcess
 
-from belugaflow import Event, Orchestrator
+from belugaflow import Event, NodeFailedError, Orchestrator, RetryableError, RetryPolicy, _context
 from belugaflow.config import ConfigError, load_config_text
 from belugaflow.llms import HumanMessage, chat_model_from_config
 from belugaflow.monitoring import (
@@ -149,6 +149,41 @@ def test_a_sync_run_without_hooks_names_graph_and_node_but_no_run(
     assert (node["graph"], node["node"]) == ("quiet", "only") and "run_id" not in node
     chained = by_message(json_lines(), "chain step")
     assert chained["graph"] == "counter" and "run_id" not in chained
+
+
+def test_every_attempt_is_named_and_the_name_goes_away_after(
+    output: io.StringIO, json_lines: Lines
+) -> None:
+    """A plain node of a run without hooks that fails once is named on both attempts, and on
+    its last failure; after the run, nothing is named."""
+    configure_logging(format="json", stream=output)
+    attempts: list[int] = []
+
+    def flaky(state: dict[str, Any]) -> dict[str, Any]:
+        attempts.append(1)
+        log.info("attempt %d", len(attempts))
+        if len(attempts) < 2 or state.get("always"):
+            raise RetryableError("busy")
+        return {}
+
+    orch = Orchestrator(metrics=False)
+    graph = orch.create_graph("flaky").add_node(
+        "f", flaky, retry=RetryPolicy(max_attempts=2, initial_interval=0.001, jitter=0)
+    )
+    compiled = graph.set_entry_point("f").set_finish_point("f").compile()
+    compiled.invoke({})
+    with pytest.raises(NodeFailedError):
+        compiled.invoke({"always": True})
+    log.info("after")
+    lines = json_lines()
+    assert [(line["message"], line.get("node")) for line in lines] == [
+        ("attempt 1", "f"),
+        ("attempt 2", "f"),
+        ("attempt 3", "f"),
+        ("attempt 4", "f"),
+        ("after", None),
+    ]
+    assert _context.current() is None
 
 
 def test_text_lines_carry_the_same_fields(output: io.StringIO) -> None:
@@ -500,7 +535,5 @@ async def test_the_worker_command_logs_json_from_the_apps_config(
 
 def test_creating_a_filter_turns_on_node_naming() -> None:
     """The attempt loop names nodes once a filter exists (the switch is process-wide)."""
-    from belugaflow import _context
-
     LogContextFilter()
     assert _context.tracking
