@@ -416,7 +416,8 @@ class OtelConfig(_Section):
     """The ``monitoring.otel`` section: OpenTelemetry trace export."""
 
     endpoint: str | None = None
-    """OTLP gRPC endpoint, e.g. ``"localhost:4317"``. Default none (no export)."""
+    """OTLP gRPC endpoint of the OpenTelemetry spans, e.g. ``"localhost:4317"`` (plaintext;
+    ``"https://host:port"`` for TLS). Default none (no tracing); ``""`` means none too."""
     service_name: str = Field(default=DEFAULTS.otel_service_name, min_length=1)
     """``service.name`` resource attribute of exported spans. Default ``"belugaflow"``."""
 
