@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from ..llms import LLMCall
 
-__all__ = ["FLUSH_TIMEOUT", "Tracing"]
+__all__ = ["FLUSH_TIMEOUT", "Tracing", "within"]
 
 FLUSH_TIMEOUT = 5.0
 """Seconds a flush (a worker's shutdown, the process's exit) waits for spans to be delivered."""
@@ -237,8 +237,9 @@ class Tracing:
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
         """Export the spans that wait in the provider's batch, waiting at most ``timeout``
-        seconds (an endpoint that is down does not hold the caller longer); True if they
-        went out in time."""
+        seconds (an endpoint that does not answer holds the caller no longer); True if the
+        export ended in time, delivered or given up on (an unreachable endpoint is said in
+        the log)."""
         flush = getattr(self.provider, "force_flush", None)
         if flush is None:  # the API's provider: nothing to flush
             return True
