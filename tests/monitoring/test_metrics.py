@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -329,3 +330,19 @@ async def test_hand_written_workflows_and_their_activities_are_counted(
     assert value(orch, "workflow_activities_total", **validate, outcome="failed") == 1
     payment = {**run, "activity": "order.process_payment", "outcome": "completed"}
     assert value(orch, "workflow_activities_total", **payment) == 2
+
+
+async def test_a_taken_metrics_port_fails_the_worker_at_start_naming_it(
+    temporal_server: DevServer,
+) -> None:
+    orch = Orchestrator(
+        workflow_task_queue=f"taken-{uuid.uuid4().hex[:8]}",
+        temporal_address=temporal_server.address,
+        temporal_namespace=temporal_server.namespace,
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=rf"cannot serve metrics on 127.0.0.1:{port}"):
+            await run_worker(orch, stop=asyncio.Event(), metrics_port=port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -113,22 +114,24 @@ _DEFAULT_HANDLERS = (signal.SIG_DFL, signal.default_int_handler, None)
 class _Monitoring:
     """The orchestrator's monitoring app, served by uvicorn beside the worker."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self) -> str:
-        self.task = asyncio.create_task(self.server.serve())
+    async def start(self, host: str, port: int) -> str:
+        # Bound here, so a taken port is an OSError of ours (uvicorn would exit the process).
+        listening = socket.create_server((host, port))
+        self.task = asyncio.create_task(self.server.serve(sockets=[listening]))
         while not self.server.started:
-            if self.task.done():  # the port is taken, or the host is not ours
+            if self.task.done():
                 self.task.result()
                 raise OSError("the monitoring server stopped while starting")
             await asyncio.sleep(0.01)
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
+        bound_host, bound_port = listening.getsockname()[:2]
+        return f"http://{bound_host}:{bound_port}"
 
     async def stop(self) -> None:
         self.server.should_exit = True
@@ -150,13 +153,12 @@ async def _serve_monitoring(
         if not worker.is_running or worker.is_shutdown:
             raise RuntimeError(f"the worker is not polling task queue {worker.task_queue!r}")
 
-    app = orch.metrics_app({"temporal": temporal, "worker": polling})
-    monitoring = _Monitoring(app, orch.metrics_host, port)
+    monitoring = _Monitoring(orch.metrics_app({"temporal": temporal, "worker": polling}))
     try:
-        url = await monitoring.start()
-    except (OSError, SystemExit) as error:  # uvicorn exits when it cannot bind
+        url = await monitoring.start(orch.metrics_host, port)
+    except OSError as error:
         raise OSError(
-            f"cannot serve metrics on {orch.metrics_host}:{port} ({error or 'address in use?'});"
+            f"cannot serve metrics on {orch.metrics_host}:{port} ({error.strerror or error});"
             " choose another port (monitoring.metrics.port, --metrics-port) or none"
         ) from None
     if on_serving is not None:
