@@ -61,7 +61,9 @@ def test_example_loads_without_api_key(example: Path) -> None:
     assert cfg.orchestration.workflow.max_retries == 5
     assert cfg.temporal.address == "localhost:7233" and cfg.temporal.namespace == "default"
     assert cfg.llm.provider == "openai" and cfg.llm.openai.model == "gpt-4o-mini"
-    assert cfg.monitoring.otel.endpoint == "localhost:4317"
+    assert cfg.monitoring.otel.endpoint is None  # OTEL_EXPORTER_OTLP_ENDPOINT unset
+    traced = load_config(example, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317"})
+    assert traced.monitoring.otel.endpoint == "localhost:4317"
     assert cfg.monitoring.metrics.enabled is True and cfg.monitoring.metrics.prefix == "workflow"
 
 

@@ -415,7 +415,7 @@ class LLMConfig(_Section):
 class OtelConfig(_Section):
     """The ``monitoring.otel`` section: OpenTelemetry trace export."""
 
-    endpoint: str | None = None
+    endpoint: Annotated[str | None, BeforeValidator(lambda value: value or None)] = None
     """OTLP gRPC endpoint of the OpenTelemetry spans, e.g. ``"localhost:4317"`` (plaintext;
     ``"https://host:port"`` for TLS). Default none (no tracing); ``""`` means none too."""
     service_name: str = Field(default=DEFAULTS.otel_service_name, min_length=1)

@@ -85,8 +85,9 @@ class Tracing:
         self.provider = provider
         """Where the spans go."""
         self.tracer = provider.get_tracer("belugaflow", __version__)
-        # run id -> (run span, a context holding it: the parent of its node spans)
-        self._runs: dict[str, tuple[Span, Context]] = {}
+        # run id -> (run span, a context holding it: the parent of its node spans, the nodes
+        # that opened a span in it: what its end closes, without scanning other runs' nodes)
+        self._runs: dict[str, tuple[Span, Context, set[str | None]]] = {}
         # (run id, node) -> (attempt, node span); attempt 0 for a wait
         self._nodes: dict[tuple[str | None, str | None], tuple[int, Span]] = {}
         # A model call finds the span of the node that makes it through the node's scope.
@@ -113,6 +114,8 @@ class Tracing:
                     "belugaflow.engine": event.engine,
                 },
             )
+            if run is not None:
+                run[2].add(event.node)
             key = (event.run_id, event.node)
             stale = self._nodes.get(key)
             self._nodes[key] = (event.attempt, span)
@@ -144,6 +147,8 @@ class Tracing:
                 },
             )
             self._nodes[event.run_id, event.node] = (0, span)
+            if run is not None:
+                run[2].add(event.node)
         elif kind in _RUN_NOTES:
             run = self._runs.get(event.run_id)
             if run is not None:
@@ -181,18 +186,17 @@ class Tracing:
                 "belugaflow.engine": event.engine,
             },
         )
-        self._runs[event.run_id] = (span, trace.set_span_in_context(span))
+        self._runs[event.run_id] = (span, trace.set_span_in_context(span), set())
 
     def _end_run(self, event: Event, outcome: str) -> None:
         run_id = event.run_id
         found = self._runs.pop(run_id, None)
-        if self._nodes:  # attempts the run's end cut short (a cancel, a timeout)
-            for key in [key for key in list(self._nodes) if key[0] == run_id]:
-                found_node = self._nodes.pop(key, None)
-                if found_node is not None:
-                    _end(found_node[1], "cancelled")
         if found is None:
             return
+        for node in found[2]:  # attempts the run's end cut short (a cancel, a timeout)
+            open_node = self._nodes.pop((run_id, node), None)
+            if open_node is not None:
+                _end(open_node[1], "cancelled")
         span = found[0]
         span.set_attribute("belugaflow.outcome", outcome)
         error = event.error
