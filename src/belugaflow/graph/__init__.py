@@ -12,6 +12,7 @@ from ._handle import LocalRun, RunHandle
 from ._reducers import BUILTIN_REDUCERS, Reducer
 from ._registry import Registry
 from ._spec import EdgeSpec, GraphSpec, NodeSpec, RouterSpec, WaitSpec
+from ._timeline import NodeTimeline, Timeline
 
 __all__ = [
     "BUILTIN_REDUCERS",
@@ -21,10 +22,12 @@ __all__ = [
     "GraphSpec",
     "LocalRun",
     "NodeSpec",
+    "NodeTimeline",
     "Reducer",
     "Registry",
     "RouterSpec",
     "RunHandle",
+    "Timeline",
     "WaitSpec",
 ]
 
