@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "belugaflow.graph",
     "belugaflow.llms",
     "belugaflow.resilience",
+    "belugaflow.server",
     "belugaflow.temporal",
 ]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import enum
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Unpack
@@ -14,7 +16,7 @@ from ._duration import to_seconds, to_seconds_or_none
 from ._events import Hook
 from ._runnable import RunnableBase
 from ._schema import SchemaLike
-from .graph import CompiledGraph, Graph, Registry, RunHandle
+from .graph import CompiledGraph, Graph, GraphSpec, Registry, RunHandle
 from .monitoring import Check, Metrics, MonitoringApp
 from .resilience import BreakerRegistry, CircuitBreaker, RetryPolicy
 from .resilience._breaker import BreakerOptions
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     from .config import Config
     from .llms import LLMHook
     from .monitoring import Tracing
-    from .temporal._client import IfExists, WorkflowSummary
+    from .temporal import DurableRun
+    from .temporal._client import IfExists, Started, WorkflowSummary
 
 __all__ = ["Orchestrator"]
 
@@ -148,6 +151,8 @@ class Orchestrator:
             self.llm_hooks.append(self.tracing.on_llm_call)
         self.workflows: list[type] = []
         self.activities: list[Callable[..., Any]] = []
+        self._added: set[tuple[str, int]] = set()  # graphs added as data (add_graph)
+        self._graphs: dict[tuple[str, int], CompiledGraph] = {}
         self._data_converter = data_converter
         self._client: Client | None = None
         self.config: Config | None = None
@@ -258,6 +263,70 @@ class Orchestrator:
         """Make ``fn`` resolvable as ``name`` in specs (nodes, routers, reducers)."""
         return self.registry.register(name, fn)
 
+    def add_graph(self, spec: GraphSpec) -> CompiledGraph:
+        """Add a graph defined as data — a spec naming callables this orchestrator's registry
+        holds (sent to the REST API, read from YAML) — checked exactly as a built graph is, and
+        return it ready to run.
+
+        Its durable runs carry the spec in their input (workflow type ``belugaflow.graph``,
+        the memo naming the graph and version), so any worker of the app runs them — one in
+        another process, started before the graph was added, too: it needs only the
+        callables, which it has. Adding the same spec again changes nothing.
+
+        Raises:
+            SpecError: a name does not resolve, or the graph is invalid; every problem listed.
+            ValueError: another definition already has this name and version, or a
+                hand-written workflow has this name.
+        """
+        if self.workflows and spec.name in self.types() and self.types()[spec.name] != "graph":
+            raise ValueError(f"{spec.name!r} is the type of a hand-written workflow")
+        compiled = CompiledGraph(spec, self.registry, breakers=self.breakers, hooks=self.hooks)
+        known = self.registry.graph(spec.name, spec.version) is not None
+        self.registry.add_graph(spec)  # refuses another definition of this version
+        if not known:
+            self._added.add((spec.name, spec.version))
+        return compiled
+
+    def graph(self, name: str, version: int | None = None) -> CompiledGraph:
+        """The graph called ``name`` — built here or added with :meth:`add_graph` — at
+        ``version`` (default: the newest), ready to run.
+
+        Raises:
+            KeyError: there is no such graph, or not at that version.
+        """
+        versions = self.registry.graphs.get(name)
+        if not versions:
+            raise KeyError(f"no graph named {name!r}")
+        version = max(versions) if version is None else version
+        if version not in versions:
+            found = ", ".join(map(str, sorted(versions)))
+            raise KeyError(f"graph {name!r} has no version {version} (it has {found})")
+        compiled = self._graphs.get((name, version))
+        if compiled is None:
+            compiled = CompiledGraph(
+                versions[version], self.registry, breakers=self.breakers, hooks=self.hooks
+            )
+            self._graphs[name, version] = compiled
+        return compiled
+
+    def added(self, name: str, version: int) -> bool:
+        """Whether graph ``name`` at ``version`` was added as data (:meth:`add_graph`), not
+        built in code."""
+        return (name, version) in self._added
+
+    def types(self) -> dict[str, Literal["graph", "workflow"]]:
+        """Every workflow type a client can start on this orchestrator's workers, by name:
+        its graphs' names (``"graph"``) and its hand-written workflows' types
+        (``"workflow"``)."""
+        found: dict[str, Literal["graph", "workflow"]] = dict.fromkeys(
+            self.registry.graphs, "graph"
+        )
+        if self.workflows:
+            from .temporal._schemas import workflow_type
+
+            found.update((workflow_type(cls), "workflow") for cls in self.workflows)
+        return found
+
     # -- durable execution (needs the ``temporal`` extra) ---------------------------------------
 
     def register_workflow(self, workflow: type) -> type:
@@ -358,7 +427,13 @@ class Orchestrator:
             InputError: ``arg`` breaks the input schema a registered workflow publishes
                 (:func:`~belugaflow.temporal.workflow_schema`); nothing was sent.
         """
-        from .temporal._client import start_workflow
+        started = await self._start_workflow(workflow, arg, id=id, if_exists=if_exists, **options)
+        return started.handle
+
+    async def _start_workflow(
+        self, workflow: Any, arg: Any, *, id: str, if_exists: IfExists, **options: Any
+    ) -> Started:
+        from .temporal._client import start_once
         from .temporal._schemas import check_start
 
         client = await self.client()
@@ -368,7 +443,45 @@ class Orchestrator:
         if self.workflow_timeout is not None:
             options.setdefault("execution_timeout", timedelta(seconds=self.workflow_timeout))
         options.setdefault("task_queue", self.workflow_task_queue)
-        return await start_workflow(client, workflow, arg, id=id, if_exists=if_exists, **options)
+        return await start_once(client, workflow, arg, id=id, if_exists=if_exists, **options)
+
+    async def start_type(
+        self,
+        type: str,
+        input: Any,
+        *,
+        id: str | None = None,
+        if_exists: IfExists = "use_existing",
+    ) -> Started:
+        """Start a run of any type :meth:`types` names — a graph by its name (its newest
+        version, as :meth:`start` starts it), or a hand-written workflow by its type (as
+        :meth:`start_workflow` does) — on plain JSON ``input``, and say whether this call
+        started it. ``id`` (default: a fresh one) is the idempotency key.
+
+        Raises:
+            KeyError: no such type.
+            InputError: ``input`` breaks the type's published input schema; nothing started.
+            temporalio.exceptions.WorkflowAlreadyStartedError: ``if_exists="fail"`` and the
+                id is taken.
+        """
+        from .temporal._client import Started
+
+        kind = self.types().get(type)
+        if kind is None:
+            raise KeyError(f"no workflow type {type!r}")
+        if kind == "graph":
+            if not isinstance(input, Mapping):
+                from ._errors import InputError
+
+                got = "null" if input is None else builtins.type(input).__name__
+                raise InputError(
+                    f"input of graph {type!r}", [f"the value: expected an object, got {got}"]
+                )
+            run = await self._start_durable(self.graph(type), input, id=id, if_exists=if_exists)
+            return Started(run.handle, run.created)
+        if id is None:
+            id = f"{type}-{uuid.uuid4().hex}"
+        return await self._start_workflow(type, input, id=id, if_exists=if_exists)
 
     async def get_workflow(self, id: str) -> WorkflowHandle[Any, Any]:
         """The handle of the workflow with ``id`` (its latest run)."""
@@ -383,6 +496,30 @@ class Orchestrator:
         from .temporal._client import list_workflows
 
         return await list_workflows(await self.client(), status=status, limit=limit)
+
+    async def list_page(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        limit: int = 100,
+        page_token: bytes | None = None,
+    ) -> tuple[list[WorkflowSummary], bytes | None]:
+        """One page of workflows, newest first, and the token of the next (None after the
+        last); ``status`` as for :meth:`list_workflows`, ``type`` any workflow type. A graph's
+        runs started with their spec (:meth:`add_graph`) count as of the graph's name; a page
+        filtered by such a name may hold fewer than ``limit`` runs even when more follow."""
+        from .temporal._client import list_page
+
+        spec_runs = type is not None and type in self.registry.graphs
+        return await list_page(
+            await self.client(),
+            status=status,
+            type=type,
+            spec_runs=spec_runs,
+            limit=limit,
+            page_token=page_token,
+        )
 
     async def run(
         self, runnable: RunnableBase, input: Any, *, engine: Literal["local", "temporal"] = "local"
@@ -406,27 +543,41 @@ class Orchestrator:
         *,
         engine: Literal["local", "temporal"] = "local",
         id: str | None = None,
+        if_exists: IfExists = "use_existing",
     ) -> RunHandle:
         """Start a graph run and return its handle — signal it, query its ``progress``, cancel
         it, await its result — the same on both engines. Durably, ``id`` is the workflow id
-        and an idempotency key, and the graph starts by its name (this orchestrator's workers
-        serve it).
+        and an idempotency key (``if_exists`` as for :meth:`start_workflow`), and the graph
+        starts by its name (this orchestrator's workers serve it), or with its spec in the
+        input if it was added as data (:meth:`add_graph`).
 
         Raises:
             InputError: ``input`` breaks the graph's input schema; nothing started.
         """
         if engine == "local":
             return await graph.start(input, id=id)
+        return await self._start_durable(graph, input, id=id, if_exists=if_exists)
+
+    async def _start_durable(
+        self,
+        graph: Graph | CompiledGraph,
+        input: Any,
+        *,
+        id: str | None,
+        if_exists: IfExists,
+    ) -> DurableRun:
         from .temporal._engine import TemporalEngine
 
+        spec = graph.compile().spec if isinstance(graph, Graph) else graph.spec
         durable = TemporalEngine(
             await self.client(),
             task_queue=self.workflow_task_queue,
             heartbeat_timeout=self.heartbeat_timeout,
-            registry=self.registry,
+            # Workers in other processes do not hold a graph added as data by name.
+            registry=None if self.added(spec.name, spec.version) else self.registry,
             execution_timeout=self.workflow_timeout,
         )
-        return await durable.start(graph, input, id=id)
+        return await durable.start(graph, input, id=id, if_exists=if_exists)
 
 
 def _tracing(endpoint: str | None, service_name: str, provider: TracerProvider | None) -> Tracing:

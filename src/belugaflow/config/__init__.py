@@ -30,6 +30,7 @@ from belugaflow.config._models import (
     RuleConfig,
     RulesConfig,
     Secret,
+    ServerConfig,
     TemporalConfig,
     WorkflowConfig,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "RuleConfig",
     "RulesConfig",
     "Secret",
+    "ServerConfig",
     "TemporalConfig",
     "WorkflowConfig",
     "load_config",

@@ -485,6 +485,19 @@ class MonitoringConfig(_Section):
     """Log settings."""
 
 
+class ServerConfig(_Section):
+    """The ``server`` section: the REST API (:func:`belugaflow.server.create_app`)."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    """Address the API listens on; ``0.0.0.0`` for clients on other machines. Default
+    ``"127.0.0.1"``."""
+    port: _Int = Field(default=8000, ge=0, le=65535)
+    """Port the API listens on; ``0`` takes a free one. Default 8000."""
+    max_body_bytes: _Int = Field(default=1024 * 1024, ge=1)
+    """Largest request body accepted, in bytes; a larger one is refused with 413 before it is
+    read whole. Default 1 MiB (1048576)."""
+
+
 class Config(_Section):
     """The whole configuration (``config.yaml``). Every section is optional.
 
@@ -501,6 +514,8 @@ class Config(_Section):
     """LLM provider settings."""
     monitoring: MonitoringConfig = MonitoringConfig()
     """Tracing and metrics."""
+    server: ServerConfig = ServerConfig()
+    """The REST API."""
 
     @classmethod
     def from_yaml_string(

@@ -1,4 +1,5 @@
-"""Client-side helpers: start workflows idempotently by id, and list them."""
+"""Client-side helpers: start workflows idempotently by id, and list them (all at once, or a page
+at a time)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-__all__ = ["IfExists", "WorkflowSummary", "list_workflows", "start_workflow"]
+from ._messages import GRAPH_WORKFLOW
+
+__all__ = [
+    "STATUSES",
+    "IfExists",
+    "Started",
+    "WorkflowSummary",
+    "list_page",
+    "list_workflows",
+    "start_once",
+    "start_workflow",
+    "status_name",
+]
 
 IfExists = Literal["use_existing", "fail"]
 
@@ -23,6 +36,8 @@ _STATUS = {
     "timed_out": "TimedOut",
     "continued_as_new": "ContinuedAsNew",
 }
+STATUSES: tuple[str, ...] = tuple(_STATUS)
+"""The statuses a workflow execution can have, as belugaflow names them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +53,25 @@ class WorkflowSummary:
     task_queue: str
     start_time: datetime
     close_time: datetime | None
+    graph: str | None = None
+    """For a run of ``belugaflow.graph`` (a graph started with its spec in its input): the
+    graph's name, from the run's memo; else None."""
+
+    @property
+    def type(self) -> str:
+        """What the run is of: its graph's name for a run started with its spec, else its
+        workflow type."""
+        return self.graph if self.graph is not None else self.workflow_type
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What a start by id did: the run's handle, and whether this call started it."""
+
+    handle: WorkflowHandle[Any, Any]
+    """Bound to the run: ``run_id`` is known, and signals reach that run."""
+    created: bool
+    """False: the id had already started a run (running or closed), and the handle is its."""
 
 
 async def start_workflow(
@@ -56,12 +90,31 @@ async def start_workflow(
     already run returns that execution's handle instead of starting a second run; ``"fail"``
     raises ``WorkflowAlreadyStartedError``. ``options`` go to ``Client.start_workflow``.
     """
-    reuse = options.pop("id_reuse_policy", WorkflowIDReusePolicy.REJECT_DUPLICATE)
-    conflict = (
-        WorkflowIDConflictPolicy.USE_EXISTING
-        if if_exists == "use_existing"
-        else WorkflowIDConflictPolicy.FAIL
+    started = await start_once(
+        client, workflow, arg, id=id, task_queue=task_queue, if_exists=if_exists, **options
     )
+    return started.handle
+
+
+async def start_once(
+    client: Client,
+    workflow: Any,
+    arg: Any,
+    *,
+    id: str,
+    task_queue: str,
+    if_exists: IfExists = "use_existing",
+    **options: Any,
+) -> Started:
+    """:func:`start_workflow`, saying whether this call started the run.
+
+    The server refuses a second start of an id (running or closed) atomically, so of two
+    concurrent starts of one id exactly one creates the run; the other gets its handle
+    (``use_existing``) or ``WorkflowAlreadyStartedError`` (``fail``).
+    """
+    reuse = options.pop("id_reuse_policy", WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    # FAIL, then the existing run's handle: the server's USE_EXISTING would not say which.
+    conflict = options.pop("id_conflict_policy", WorkflowIDConflictPolicy.FAIL)
     try:
         started = await client.start_workflow(
             workflow,
@@ -69,18 +122,20 @@ async def start_workflow(
             id=id,
             task_queue=task_queue,
             id_reuse_policy=reuse,
-            id_conflict_policy=options.pop("id_conflict_policy", conflict),
+            id_conflict_policy=conflict,
             **options,
         )
-        run_id = started.result_run_id
-    except WorkflowAlreadyStartedError:
+        run_id, created = started.result_run_id, True
+    except WorkflowAlreadyStartedError as error:
         if if_exists == "fail":
             raise
-        run_id = (await client.get_workflow_handle(id).describe()).run_id
+        run_id, created = error.run_id, False
+        if not run_id:
+            run_id = (await client.get_workflow_handle(id).describe()).run_id
     # A handle bound to the run, so ``handle.run_id`` is known and signals reach that run.
     if callable(workflow):
-        return client.get_workflow_handle_for(workflow, id, run_id=run_id)
-    return client.get_workflow_handle(id, run_id=run_id)
+        return Started(client.get_workflow_handle_for(workflow, id, run_id=run_id), created)
+    return Started(client.get_workflow_handle(id, run_id=run_id), created)
 
 
 async def list_workflows(
@@ -91,27 +146,81 @@ async def list_workflows(
     Raises:
         ValueError: ``status`` is not one of the known statuses.
     """
-    query = None
+    found = []
+    async for execution in client.list_workflows(_query(status, None, False), limit=limit):
+        found.append(await _summary(execution))
+    return found
+
+
+async def list_page(
+    client: Client,
+    *,
+    status: str | None = None,
+    type: str | None = None,
+    spec_runs: bool = False,
+    limit: int = 100,
+    page_token: bytes | None = None,
+) -> tuple[list[WorkflowSummary], bytes | None]:
+    """One page of workflow executions, newest first, and the token of the next page (None
+    after the last one).
+
+    ``type`` keeps runs of that workflow type; with ``spec_runs``, also the runs of
+    ``belugaflow.graph`` whose memo names graph ``type`` (a graph started with its spec):
+    Temporal cannot filter on a memo, so those are filtered here, and such a page may hold
+    fewer than ``limit`` runs even when more follow.
+
+    Raises:
+        ValueError: ``status`` is not a known status, or ``type`` holds a quote or backslash.
+    """
+    query = _query(status, type, spec_runs)
+    pages = client.list_workflows(query, page_size=limit, next_page_token=page_token)
+    await pages.fetch_next_page(page_size=limit)
+    found = [await _summary(execution) for execution in pages.current_page or ()]
+    if type is not None:
+        found = [summary for summary in found if summary.type == type]
+    return found, pages.next_page_token or None
+
+
+def _query(status: str | None, type: str | None, spec_runs: bool) -> str | None:
+    clauses = []
     if status is not None:
         if status not in _STATUS:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(_STATUS)}")
-        query = f"ExecutionStatus = '{_STATUS[status]}'"
-    names = {v: k for k, v in _STATUS.items()}
-    found = []
-    async for execution in client.list_workflows(query, limit=limit):
-        state = execution.status or WorkflowExecutionStatus.RUNNING
-        found.append(
-            WorkflowSummary(
-                id=execution.id,
-                run_id=execution.run_id,
-                workflow_type=execution.workflow_type,
-                status=names.get(_pascal(state.name), state.name.lower()),
-                task_queue=execution.task_queue,
-                start_time=execution.start_time,
-                close_time=execution.close_time,
-            )
-        )
-    return found
+        clauses.append(f"ExecutionStatus = '{_STATUS[status]}'")
+    if type is not None:
+        if "'" in type or '"' in type or "\\" in type:
+            raise ValueError(f"a workflow type to filter by has no quotes or backslashes: {type!r}")
+        clause = f"WorkflowType = '{type}'"
+        if spec_runs:
+            clause = f"({clause} OR WorkflowType = '{GRAPH_WORKFLOW}')"
+        clauses.append(clause)
+    return " AND ".join(clauses) or None
+
+
+_NAMES = {v: k for k, v in _STATUS.items()}
+
+
+def status_name(status: WorkflowExecutionStatus | None) -> str:
+    """The status as belugaflow names it (:data:`STATUSES`); None is ``running``."""
+    state = status or WorkflowExecutionStatus.RUNNING
+    return _NAMES.get(_pascal(state.name), state.name.lower())
+
+
+async def _summary(execution: WorkflowExecution) -> WorkflowSummary:
+    graph = None
+    if execution.workflow_type == GRAPH_WORKFLOW:
+        name = (await execution.memo()).get("graph")
+        graph = name if isinstance(name, str) else None
+    return WorkflowSummary(
+        id=execution.id,
+        run_id=execution.run_id,
+        workflow_type=execution.workflow_type,
+        status=status_name(execution.status),
+        task_queue=execution.task_queue,
+        start_time=execution.start_time,
+        close_time=execution.close_time,
+        graph=graph,
+    )
 
 
 def _pascal(name: str) -> str:

@@ -28,7 +28,7 @@ from ..graph._board import RESOLVE
 from ..graph._handle import check_signal, resolution
 from ..resilience import BreakerRegistry
 from ._activities import GraphActivities
-from ._client import start_workflow
+from ._client import IfExists, start_once
 from ._failures import restore_run_error
 from ._messages import GraphInput
 from ._workflow import Compiled, GraphWorkflow, NamedGraphWorkflow, WorkerContext, compile_spec
@@ -155,12 +155,14 @@ class TemporalEngine:
         input: Mapping[str, Any],
         *,
         id: str | None = None,
+        if_exists: IfExists = "use_existing",
     ) -> DurableRun:
         """Start a run of ``graph`` on ``input`` and return its handle.
 
         ``id`` (default: a fresh one) is the workflow id and an idempotency key: starting the
         same id again — a retry after a lost connection, say — returns the handle of the run
-        that id started, running or finished, and never starts a second one.
+        that id started, running or finished (its ``created`` is False), and never starts a
+        second one; with ``if_exists="fail"`` it raises ``WorkflowAlreadyStartedError``.
 
         Raises:
             InputError: ``input`` breaks the graph's input schema; nothing was sent.
@@ -190,9 +192,12 @@ class TemporalEngine:
             handle = await self.client.start_workflow(
                 workflow, arg, id=f"{spec.name}-{uuid.uuid4().hex}", **options
             )
-        else:  # the caller's id is an idempotency key: again, it gets the same run
-            handle = await start_workflow(self.client, workflow, arg, id=id, **options)
-        return DurableRun(handle, spec)
+            return DurableRun(handle, spec)
+        # The caller's id is an idempotency key: again, it gets the same run.
+        started = await start_once(
+            self.client, workflow, arg, id=id, if_exists=if_exists, **options
+        )
+        return DurableRun(started.handle, spec, created=started.created)
 
     def _serves(self, spec: GraphSpec) -> bool:
         """Whether the workers serve ``spec`` by name (they hold this registry's graphs)."""
@@ -230,9 +235,13 @@ class DurableRun:
     :class:`~belugaflow.RunHandle`). Any client can do the same by workflow id: signals and
     updates named after the graph's waits (and ``resolve``), the ``progress`` query."""
 
-    def __init__(self, handle: WorkflowHandle[Any, Any], spec: GraphSpec) -> None:
+    def __init__(
+        self, handle: WorkflowHandle[Any, Any], spec: GraphSpec, *, created: bool = True
+    ) -> None:
         self.handle = handle
         self.spec = spec
+        self.created = created
+        """False when the start found its id already taken and this is that run's handle."""
 
     def __repr__(self) -> str:
         return f"<DurableRun {self.id!r} of {self.spec.name!r} v{self.spec.version}>"

@@ -11,8 +11,17 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
-__all__ = ["NODE_ACTIVITY", "ROUTE_ACTIVITY", "GraphInput", "NodeCall", "RouteCall"]
+__all__ = [
+    "GRAPH_WORKFLOW",
+    "NODE_ACTIVITY",
+    "ROUTE_ACTIVITY",
+    "GraphInput",
+    "NodeCall",
+    "RouteCall",
+]
 
+GRAPH_WORKFLOW = "belugaflow.graph"
+"""The workflow type of a run that carries its spec in its input (``GraphWorkflow``)."""
 NODE_ACTIVITY = "belugaflow.node"
 ROUTE_ACTIVITY = "belugaflow.route"
 SUBGRAPH_TAG = "__belugaflow_subgraph__"

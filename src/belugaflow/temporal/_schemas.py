@@ -17,7 +17,7 @@ from temporalio import workflow
 
 from .._schema import SchemaLike, check, json_schema
 
-__all__ = ["check_start", "publish", "workflow_schema"]
+__all__ = ["check_start", "publish", "workflow_schema", "workflow_type"]
 
 W = TypeVar("W", bound=type)
 
@@ -72,6 +72,16 @@ def workflow_schema(cls: type) -> dict[str, Any]:
         },
         "queries": {name: _result(query.fn) for name, query in definition.queries.items() if name},
     }
+
+
+def workflow_type(cls: type) -> str:
+    """The workflow type of a ``@workflow.defn`` class (its name, unless it is dynamic).
+
+    Raises:
+        ValueError: ``cls`` is not a workflow.
+    """
+    name = workflow._Definition.must_from_class(cls).name
+    return name if name is not None else cls.__name__
 
 
 def check_start(workflows: Sequence[type], workflow_run: Any, json_arg: Any) -> None:

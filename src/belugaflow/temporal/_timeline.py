@@ -14,9 +14,8 @@ has not completed (still running, or failed) has no row.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import PendingActivityState
@@ -27,31 +26,20 @@ from temporalio.client import Client, WorkflowHistory
 
 from ..graph import GraphSpec
 from ..graph._board import signal_problems
-from ..graph._timeline import Outcome, Row, RunStatus, Timeline, TimelineBuilder
-from ._messages import NODE_ACTIVITY, ROUTE_ACTIVITY
+from ..graph._timeline import Outcome, Row, Timeline, TimelineBuilder
+from ._history import (
+    RUN_ENDS,
+    UNREADABLE,
+    event_time,
+    failure_text,
+    local_activity,
+    node_of,
+    payload_value,
+    stamp,
+)
+from ._messages import GRAPH_WORKFLOW
 
 __all__ = ["GRAPH_WORKFLOW", "fetch_timeline", "timeline_from_history"]
-
-GRAPH_WORKFLOW = "belugaflow.graph"
-"""The workflow type of a run that carries its spec in its input (``GraphWorkflow``)."""
-
-_ENDS: dict[str, RunStatus] = {
-    "workflow_execution_completed_event_attributes": "completed",
-    "workflow_execution_failed_event_attributes": "failed",
-    "workflow_execution_canceled_event_attributes": "cancelled",
-    "workflow_execution_terminated_event_attributes": "terminated",
-    "workflow_execution_timed_out_event_attributes": "timed_out",
-    "workflow_execution_continued_as_new_event_attributes": "continued_as_new",
-}
-_FAILURE_KINDS = {
-    "timeout_failure_info": "TimeoutError",
-    "canceled_failure_info": "CancelledError",
-    "terminated_failure_info": "TerminatedError",
-    "server_failure_info": "ServerError",
-}
-_LOCAL_ACTIVITY = "core_local_activity"
-_UNREADABLE = object()
-"""A signal value this reader cannot decode (a codec's payload): taken as valid."""
 
 
 async def fetch_timeline(
@@ -103,12 +91,12 @@ def timeline_from_history(
     started = events[0].workflow_execution_started_event_attributes
     graph = spec.name if spec else started.workflow_type.name
     builder = TimelineBuilder(history.workflow_id, graph)
-    builder.start = _time(events[0])
+    builder.start = event_time(events[0])
     reader = _Reader(builder, spec)
     for event in events:
         kind = event.WhichOneof("attributes")
-        if kind in _ENDS:
-            builder.status, builder.end = _ENDS[kind], _time(event)
+        if kind in RUN_ENDS:
+            builder.status, builder.end = RUN_ENDS[kind], event_time(event)
         else:
             reader.read(kind, event)
     reader.still_open({info.activity_id: info for info in pending})
@@ -139,7 +127,7 @@ class _Reader:
         self.signals: list[tuple[datetime, str, Any]] = []
 
     def read(self, kind: str | None, event: HistoryEvent) -> None:
-        when = _time(event)
+        when = event_time(event)
         if kind == "activity_task_scheduled_event_attributes":
             scheduled = event.activity_task_scheduled_event_attributes
             found = self._row(scheduled.activity_type.name, scheduled.activity_id)
@@ -170,18 +158,19 @@ class _Reader:
             self._local_activity(event)
         elif kind == "workflow_execution_signaled_event_attributes":
             signaled = event.workflow_execution_signaled_event_attributes
-            self.signals.append((when, signaled.signal_name, _value(signaled.input.payloads)))
+            value = payload_value(signaled.input.payloads)
+            self.signals.append((when, signaled.signal_name, value))
         elif kind == "workflow_execution_update_accepted_event_attributes":
             request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-            self.signals.append((when, request.input.name, _value(request.input.args.payloads)))
+            value = payload_value(request.input.args.payloads)
+            self.signals.append((when, request.input.name, value))
 
     def _row(self, activity_type: str, activity_id: str) -> tuple[Row, bool] | None:
         """The row an activity counts for, and whether it is a graph node; None for a router."""
-        if activity_type == ROUTE_ACTIVITY:
+        found = node_of(activity_type, activity_id, self.names)
+        if found is None:
             return None
-        if activity_type == NODE_ACTIVITY:
-            return self.builder.row(_node_name(activity_id, self.names)), True
-        return self.builder.row(activity_type), False
+        return self.builder.row(found[0]), found[1]
 
     def _failed(self, row: Row, is_node: bool) -> Outcome:
         """A graph node that failed for good parks its run if its policy says so (or, without
@@ -199,16 +188,16 @@ class _Reader:
         if failure is None:
             row.close(when, "completed")
             if sid in self.retried:
-                row.error = _failure_text(self.retried[sid])
+                row.error = failure_text(self.retried[sid])
         else:
             row.close(when, self._failed(row, is_node))
-            row.error = _failure_text(failure)
+            row.error = failure_text(failure)
 
     def _local_activity(self, event: HistoryEvent) -> None:
-        marker = event.marker_recorded_event_attributes
-        if marker.marker_name != _LOCAL_ACTIVITY or "data" not in marker.details:
+        data = local_activity(event)
+        if data is None:
             return
-        data = json.loads(marker.details["data"].payloads[0].data)
+        marker = event.marker_recorded_event_attributes
         found = self._row(data["activity_type"], data["activity_id"])
         if found is None:
             return
@@ -216,17 +205,17 @@ class _Reader:
         seq, attempt = data["seq"], data["attempt"]
         row.attempts += attempt - self.local_attempts.get(seq, 0)
         self.local_attempts[seq] = attempt
-        start = _stamp(data.get("original_schedule_time")) or _time(event)
+        start = stamp(data.get("original_schedule_time")) or event_time(event)
         row.begin(start)
         # The worker's clock stamps both times; never let the end come before the start.
-        end = max(start, _stamp(data.get("complete_time")) or _time(event))
+        end = max(start, stamp(data.get("complete_time")) or event_time(event))
         if not marker.HasField("failure"):
             row.close(end, "completed")
         elif data.get("backoff"):  # Temporal retries it after a timer
-            row.outcome, row.error = "retrying", _failure_text(marker.failure)
+            row.outcome, row.error = "retrying", failure_text(marker.failure)
         else:
             row.close(end, self._failed(row, is_node))
-            row.error = _failure_text(marker.failure)
+            row.error = failure_text(marker.failure)
 
     def still_open(self, pending: Mapping[str, PendingActivityInfo]) -> None:
         """Activities with no close in history: running, or waiting for their next attempt."""
@@ -239,7 +228,7 @@ class _Reader:
             if between and info.attempt > 1:
                 row.attempts += info.attempt - 1
                 row.outcome = "retrying"
-                row.error = _failure_text(info.last_failure)
+                row.error = failure_text(info.last_failure)
             else:
                 row.attempts += info.attempt
         self.open.clear()
@@ -266,7 +255,7 @@ def _waits(
                 when
                 for when, name, value in signals
                 if name == node.wait.signal
-                and (value is _UNREADABLE or not signal_problems(spec, name, value))
+                and (value is UNREADABLE or not signal_problems(spec, name, value))
             ),
             None,
         )
@@ -288,49 +277,3 @@ def _before(spec: GraphSpec, name: str) -> Iterator[str]:
 
 def _completed(row: Row | None) -> bool:
     return row is not None and row.outcome == "completed"
-
-
-def _node_name(activity_id: str, names: Collection[str]) -> str:
-    """The node a ``belugaflow.node`` activity runs, from the ids ``GraphWorkflow`` gives them:
-    ``<step>:<node>``, ``<step>:<node>:retry-<n>`` (an operator's retry of a parked node) and
-    ``undo:<node>`` (its compensation, named as in process)."""
-    head, _, rest = activity_id.partition(":")
-    if head == "undo":
-        return f"{rest}.compensate"
-    base, retry, round = rest.rpartition(":retry-")
-    if retry and round.isdigit() and rest not in names:
-        return base
-    return rest
-
-
-def _failure_text(failure: Failure) -> str:
-    """``Type: message``, as :func:`~belugaflow.graph._timeline.error_text` writes it."""
-    info = failure.WhichOneof("failure_info")
-    if info == "application_failure_info":
-        kind = failure.application_failure_info.type or "Error"
-    else:
-        kind = _FAILURE_KINDS.get(info or "", "Error")
-    return f"{kind}: {failure.message}" if failure.message else kind
-
-
-def _value(payloads: Sequence[Any]) -> Any:
-    """A signal's value when it is plain JSON (None without one), else :data:`_UNREADABLE`."""
-    if not payloads:
-        return None
-    if payloads[0].metadata.get("encoding") != b"json/plain":
-        return _UNREADABLE
-    try:
-        return json.loads(payloads[0].data)
-    except ValueError:
-        return _UNREADABLE
-
-
-def _time(event: HistoryEvent) -> datetime:
-    return event.event_time.ToDatetime(tzinfo=UTC)
-
-
-def _stamp(value: Mapping[str, int] | None) -> datetime | None:
-    """A ``{"seconds", "nanos"}`` timestamp of a local activity's marker."""
-    if not value:
-        return None
-    return datetime.fromtimestamp(value.get("seconds", 0) + value.get("nanos", 0) / 1e9, UTC)

@@ -1,0 +1,131 @@
+"""``create_app``: the REST API of an :class:`~belugaflow.Orchestrator`, as a FastAPI app."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ..monitoring import Check
+from ._events import KEEPALIVE, event_routes
+from ._graphs import graph_routes
+from ._problems import MEDIA_TYPE, BodyLimit, CatchAll, Problem, install, problem_response
+from ._workflows import workflow_routes
+
+if TYPE_CHECKING:
+    from .._orchestrator import Orchestrator
+
+__all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_BYTES", "create_app"]
+
+API_PREFIX = "/api/v1"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""1 MiB: ``server.max_body_bytes``'s default."""
+
+
+def create_app(
+    orch: Orchestrator,
+    *,
+    max_body_bytes: int | None = None,
+    checks: Mapping[str, Check] | None = None,
+    sse_keepalive: float = KEEPALIVE,
+    title: str = "belugaflow",
+) -> FastAPI:
+    """The REST API over ``orch``: routes under ``/api/v1`` (see docs/api.md), OpenAPI at
+    ``/openapi.json`` and ``/docs``, and ``/healthz``, ``/readyz``, ``/metrics``.
+
+    The app holds no workflow logic: each route calls the orchestrator, which starts, finds
+    and drives runs on its Temporal client (connected on first use). Workers are separate:
+    ``belugaflow worker`` with the same app, or :func:`~belugaflow.temporal.run_worker`.
+
+    Args:
+        orch: The orchestrator whose graphs and workflows the API serves.
+        max_body_bytes: Largest request body, in bytes (413 beyond); default
+            ``server.max_body_bytes`` of ``orch.config``, else 1 MiB.
+        checks: Readiness checks besides ``temporal`` (the server answers), for ``/readyz``.
+        sse_keepalive: Seconds between keep-alive comments on an idle event stream.
+        title: The OpenAPI title.
+    """
+    if max_body_bytes is None:
+        config = orch.config
+        max_body_bytes = (
+            config.server.max_body_bytes if config is not None else DEFAULT_MAX_BODY_BYTES
+        )
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+    from .. import __version__
+
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        description="Start, watch and drive belugaflow workflows and graphs. Errors are"
+        " application/problem+json with a stable `code`.",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(event_routes(orch, keepalive=sse_keepalive))
+    api.include_router(workflow_routes(orch))
+    api.include_router(graph_routes(orch))
+    app.include_router(api)
+    monitoring = _Monitoring(orch, checks or {})
+    for path in ("/healthz", "/readyz", "/metrics"):
+        app.router.routes.append(Route(path, monitoring, methods=["GET"]))
+    install(app)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(CatchAll)  # added last: the outermost, so it sees every failure
+    app.state.orch = orch
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with every error response a problem (``application/problem+json``
+    only: FastAPI adds ``application/json`` beside it, and its own 422 shape)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        problem = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    if status[0] in "45":
+                        response["content"] = problem
+        found = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            found.pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+class _Monitoring:
+    """``orch.metrics_app()`` made per request: it serves the Temporal SDK's metrics too once
+    the client has connected."""
+
+    def __init__(self, orch: Orchestrator, checks: Mapping[str, Check]) -> None:
+        self.orch = orch
+
+        async def temporal() -> None:
+            client = await orch.client()
+            await client.service_client.check_health()
+
+        self.checks: dict[str, Check] = {"temporal": temporal, **checks}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == "/metrics" and self.orch.metrics is None:
+            problem = Problem(
+                404, "metrics_off", "metrics are off (monitoring.metrics.enabled: false)"
+            )
+            await problem_response(problem)(scope, receive, send)
+            return
+        app: Any = self.orch.metrics_app(self.checks)
+        await app(scope, receive, send)
