@@ -9,7 +9,9 @@ import typer
 import belugaflow
 from belugaflow.cli._config import config_app
 from belugaflow.cli._graph import graph_app
+from belugaflow.cli._serve import serve
 from belugaflow.cli._server import server_app
+from belugaflow.cli._up import up
 from belugaflow.cli._worker import worker
 from belugaflow.cli._workflows import workflows_app
 
@@ -29,6 +31,8 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(server_app, name="server")
 app.add_typer(workflows_app, name="workflows")
 app.command("worker")(worker)
+app.command("serve")(serve)
+app.command("up")(up)
 
 
 def _print_version(value: bool) -> None:
