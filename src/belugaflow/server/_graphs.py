@@ -40,15 +40,20 @@ if TYPE_CHECKING:
 __all__ = ["GRAPH_DOCUMENT", "graph_routes", "parse_graph"]
 
 _NAME = r"^[^/\s][^/]*$"
+_LONGEST = 10 * 365 * 24 * 3600
+"""Seconds: ten years, the longest duration a document may give."""
+_MOST = 1_000_000
+_SECONDS: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": _LONGEST}
+_TIMEOUT: dict[str, Any] = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": _LONGEST}
 _RETRY: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "max_attempts": {"type": "integer", "minimum": 0},
-        "initial_interval": {"type": "number", "minimum": 0},
-        "backoff_coefficient": {"type": "number", "minimum": 1},
-        "max_interval": {"type": ["number", "null"], "minimum": 0},
+        "max_attempts": {"type": "integer", "minimum": 0, "maximum": _MOST},
+        "initial_interval": _SECONDS,
+        "backoff_coefficient": {"type": "number", "minimum": 1, "maximum": 100},
+        "max_interval": {**_SECONDS, "type": ["number", "null"]},
         "jitter": {"type": "number", "minimum": 0, "maximum": 1},
-        "max_elapsed": {"type": ["number", "null"], "minimum": 0},
+        "max_elapsed": {**_SECONDS, "type": ["number", "null"]},
         "non_retryable": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["max_attempts", "initial_interval", "backoff_coefficient"],
@@ -64,7 +69,7 @@ GRAPH_DOCUMENT: dict[str, Any] = {
     "properties": {
         "format": {"const": 1},
         "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NAME},
-        "version": {"type": "integer", "minimum": 1},
+        "version": {"type": "integer", "minimum": 1, "maximum": _MOST},
         "nodes": {
             "type": "array",
             "minItems": 1,
@@ -74,7 +79,7 @@ GRAPH_DOCUMENT: dict[str, Any] = {
                     "name": {"type": "string", "minLength": 1},
                     "ref": {"type": "string"},
                     "retry": _RETRY,
-                    "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    "timeout": _TIMEOUT,
                     "breaker": {"type": ["string", "null"]},
                     "blocking": {"type": "boolean"},
                     "short": {"type": "boolean"},
@@ -85,7 +90,7 @@ GRAPH_DOCUMENT: dict[str, Any] = {
                         "properties": {
                             "signal": {"type": "string", "minLength": 1},
                             "key": {"type": "string", "minLength": 1},
-                            "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                            "timeout": _TIMEOUT,
                             "on_timeout": {"type": ["string", "null"]},
                             "schema": {"type": ["object", "null"]},
                         },
@@ -138,10 +143,10 @@ GRAPH_DOCUMENT: dict[str, Any] = {
                 "maxItems": 2,
             },
         },
-        "max_workers": {"type": "integer", "minimum": 1},
+        "max_workers": {"type": "integer", "minimum": 1, "maximum": _MOST},
         "parallel": {"type": "boolean"},
-        "max_steps": {"type": "integer", "minimum": 1},
-        "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "max_steps": {"type": "integer", "minimum": 1, "maximum": _MOST},
+        "timeout": _TIMEOUT,
         "retry": _RETRY,
         "input_schema": {"type": ["object", "null"]},
     },
@@ -191,7 +196,7 @@ def parse_graph(body: bytes, content_type: str) -> GraphSpec:
         return GraphSpec.from_dict(data)
     except SpecError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError) as error:  # a shape JSON Schema let by
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as error:
         raise SpecError("graph document", [str(error)]) from None
 
 

@@ -99,7 +99,8 @@ class Problem(HTTPException):
         }
         if self.errors is not None:
             body["errors"] = self.errors
-        body.update(self.extra)
+        for key, value in self.extra.items():  # never over a standard member
+            body.setdefault(key, value)
         return body
 
 

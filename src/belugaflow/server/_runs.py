@@ -147,7 +147,12 @@ async def start_run(
     types = orch.types()
     if type not in types:
         known = ", ".join(sorted(types)) or "none"
-        raise Problem(404, "unknown_type", f"no workflow type {type!r} (known: {known})", type=type)
+        raise Problem(
+            404,
+            "unknown_type",
+            f"no workflow type {type!r} (known: {known})",
+            workflow_type=type,
+        )
     try:
         started = await orch.start_type(type, input, id=id, if_exists=if_exists)
     except InputError as error:
@@ -176,7 +181,7 @@ async def start_run(
             "id_conflict",
             f"workflow id {handle.id!r} belongs to a run of {run.type!r}, not {type!r}",
             workflow_id=handle.id,
-            type=run.type,
+            workflow_type=run.type,
         )
     return WorkflowRun(id=run.id, run_id=run.run_id, type=run.type, status=run.status), False
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -55,6 +56,8 @@ TypeFilter = Annotated[
         description="Only runs of this type (a graph's name or a workflow's type).",
     ),
 ]
+
+_REFUSED_TOKEN = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.INTERNAL)
 
 ANY_JSON: dict[str, Any] = {
     "required": False,
@@ -128,7 +131,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
                 status=status, type=type, limit=limit, page_token=token
             )
         except RPCError as error:
-            if error.status == RPCStatusCode.INVALID_ARGUMENT and token is not None:
+            if token is not None and error.status in _REFUSED_TOKEN:
                 raise Problem(400, "invalid_cursor", f"the cursor is not valid: {error}") from None
             raise
         items = [
@@ -143,7 +146,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
             )
             for s in found
         ]
-        cursor = base64.urlsafe_b64encode(next_token).decode() if next_token else None
+        cursor = _cursor(next_token) if next_token else None
         return WorkflowList(items=items, next_cursor=cursor)
 
     @router.get("/{id}", summary="Show a workflow", responses=responses(404, 503))
@@ -360,13 +363,26 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
     return router
 
 
+_CHECK = 6
+"""Bytes of SHA-256 a cursor carries after Temporal's page token: a cursor this API did not
+give is refused at once, not sent to Temporal (which retries what it cannot parse)."""
+
+
+def _cursor(token: bytes) -> str:
+    return base64.urlsafe_b64encode(token + hashlib.sha256(token).digest()[:_CHECK]).decode()
+
+
 def _token(cursor: str | None) -> bytes | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode("ascii"))
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
-        raise Problem(400, "invalid_cursor", "the cursor is not one this API gave") from None
+        raw = b""
+    token, check = raw[:-_CHECK], raw[-_CHECK:]
+    if not token or hashlib.sha256(token).digest()[:_CHECK] != check:
+        raise Problem(400, "invalid_cursor", "the cursor is not one this API gave")
+    return token
 
 
 def _closed(run: Run) -> Problem:
