@@ -296,3 +296,37 @@ def test_health_readiness_and_metrics(service: Service) -> None:
     assert metrics.status == 200 and b"# TYPE workflows_started_total counter" in metrics.body
     posted = call(f"{service.root}/healthz", "POST")
     assert posted.status == 405 and posted.problem["code"] == "method_not_allowed"
+
+
+def test_an_idle_stream_keeps_alive_and_stops_when_the_client_goes(
+    service: Service, unique: str
+) -> None:
+    """A stream on a waiting run sends keep-alive comments; when the client disconnects, the
+    API stops reading the run's history (no task is left behind)."""
+    import asyncio
+    import http.client
+    import time
+    import urllib.parse
+
+    run = service.start(ORDER, order(f"K-{unique}", customer_tier="new"), id=f"idle-{unique}")
+    service.wait_until(run["id"], "waiting")
+
+    async def tasks() -> int:
+        return len(asyncio.all_tasks())
+
+    before = service.api.run(tasks())
+    parts = urllib.parse.urlsplit(f"{service.url}/workflows/{run['id']}/events")
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.request("GET", parts.path)
+    response = connection.getresponse()
+    seen = b""
+    while b": keep-alive" not in seen:  # the test app's keep-alive is 1 s
+        seen += response.read1(4096)
+    assert b"event: belugaflow.node.scheduled" in seen
+    assert service.api.run(tasks()) > before
+    connection.close()
+    deadline = time.monotonic() + 10
+    while service.api.run(tasks()) > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert service.api.run(tasks()) <= before
+    call(f"{service.url}/workflows/{run['id']}/cancel", "POST")
