@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack
 from ._chain import Chain, Step
 from ._defaults import DEFAULTS
 from ._duration import to_seconds, to_seconds_or_none
+from ._errors import InputError
 from ._events import Hook
 from ._runnable import RunnableBase
 from ._schema import SchemaLike
@@ -471,8 +472,6 @@ class Orchestrator:
             raise KeyError(f"no workflow type {type!r}")
         if kind == "graph":
             if not isinstance(input, Mapping):
-                from ._errors import InputError
-
                 got = "null" if input is None else builtins.type(input).__name__
                 raise InputError(
                     f"input of graph {type!r}", [f"the value: expected an object, got {got}"]

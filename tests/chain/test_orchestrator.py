@@ -188,3 +188,50 @@ def test_registered_names_resolve_in_graphs(orchestrator: Orchestrator) -> None:
     g = orchestrator.create_graph("greet").add_node("hello", "nodes.hello")
     state = g.set_entry_point("hello").set_finish_point("hello").invoke({"name": "ada"})
     assert state["text"] == "hello ada"
+
+
+def _upper(state: dict[str, Any]) -> dict[str, Any]:
+    return {"text": state["text"].upper()}
+
+
+def test_graphs_added_as_data_are_checked_versioned_and_named() -> None:
+    """``add_graph`` checks a spec as a build does, refuses another definition of a version,
+    and the graph then runs by name (``graph``) and counts among ``types``."""
+    from belugaflow import GraphSpec, SpecError
+
+    orch = Orchestrator()
+    orch.register("text.upper", _upper)
+    data = {"name": "shout", "nodes": [{"name": "up", "ref": "text.upper"}], "entry": ["up"]}
+    spec = GraphSpec.from_dict({**data, "finish": ["up"]})
+    assert orch.add_graph(spec).invoke({"text": "a"}) == {"text": "A"}
+    orch.add_graph(spec)  # the same again: nothing changes
+    assert orch.added("shout", 1) and orch.types() == {"shout": "graph"}
+    assert orch.graph("shout").invoke({"text": "b"}) == {"text": "B"}
+
+    changed = GraphSpec.from_dict({**data, "finish": ["up"], "max_workers": 2})
+    with pytest.raises(ValueError, match="already defined differently"):
+        orch.add_graph(changed)
+    orch.add_graph(GraphSpec.from_dict({**data, "finish": ["up"], "version": 2}))
+    assert orch.graph("shout").spec.version == 2 and orch.graph("shout", 1).spec == spec
+
+    unknown = GraphSpec.from_dict(
+        {"name": "x", "nodes": [{"name": "a", "ref": "no.such"}], "entry": ["a"], "finish": ["a"]}
+    )
+    with pytest.raises(SpecError, match=r"no callable registered as 'no\.such'"):
+        orch.add_graph(unknown)
+    assert "x" not in orch.registry.graphs
+    with pytest.raises(KeyError, match="no graph named 'x'"):
+        orch.graph("x")
+    with pytest.raises(KeyError, match="has no version 3"):
+        orch.graph("shout", 3)
+
+
+def test_a_graph_built_in_code_is_not_added_as_data(orchestrator: Orchestrator) -> None:
+    """Graphs built with the orchestrator start by name; only ``add_graph`` ones carry their
+    spec."""
+    graph = orchestrator.create_graph("built")
+    graph.add_node("up", _upper).set_entry_point("up").set_finish_point("up")
+    spec = graph.compile().spec
+    assert orchestrator.types()["built"] == "graph" and not orchestrator.added("built", 1)
+    orchestrator.add_graph(spec)  # the same spec again: still built in code
+    assert not orchestrator.added("built", 1)
