@@ -1,7 +1,8 @@
 """The use case, end to end: orders run durably on Temporal, each step printed as it happens.
 
-Usage: ``python -m examples.order_processing`` (or ``make run``) from the repository root;
-``--local`` runs the same flow as an in-process graph instead, with no server.
+Usage: ``python -m examples.order_processing`` from the repository root; ``--local`` runs the
+same flow as an in-process graph instead, with no server. (``make run`` runs the whole system
+instead: ``belugaflow up``, see docs/up.md.)
 
 Durably, it uses the Temporal server at the config's ``temporal.address`` if one answers, else
 starts the embedded dev server there (state in ``.belugaflow/temporal.db``), runs a worker in

@@ -153,7 +153,7 @@ def test_demo_runs_both_orders_locally() -> None:
 
 
 def test_demo_starts_the_embedded_server_where_none_answers(tmp_path: Path) -> None:
-    """``make run``: no server at the configured address, so the demo starts the embedded one
+    """The one-process demo: no server at the configured address, so it starts the embedded one
     (state under ``.belugaflow/``) and runs the three orders durably, approving the large one."""
     address = f"127.0.0.1:{free_port()}"
     out = run_demo(cwd=tmp_path, env={"BELUGAFLOW__TEMPORAL__ADDRESS": address})
