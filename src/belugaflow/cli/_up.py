@@ -108,9 +108,9 @@ class _Child:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            # Not reaped yet, so its pid (the group's id) cannot belong to anyone else.
             _signal_group(self.pid, signal.SIGKILL)
             self.process.wait()
-        _signal_group(self.pid, signal.SIGKILL)  # anything it left in its group
 
     def tail(self) -> str:
         return _tail(self.log)
