@@ -62,3 +62,22 @@ def test_an_unexpected_error_is_a_500_problem(
     assert b"secret" not in reply.body and b"Traceback" not in reply.body
     [record] = [r for r in caplog.records if r.name == "belugaflow.server"]
     assert record.exc_info is not None and "secret detail" in str(record.exc_info[1])
+
+
+def test_the_body_limit_comes_from_the_config() -> None:
+    """``server.max_body_bytes`` of the orchestrator's config is the default limit; the
+    OpenAPI schema and its page are served."""
+    from belugaflow import Orchestrator
+    from belugaflow.config import load_config_text
+
+    config = load_config_text("server: {max_body_bytes: 100}", env={})
+    with BackgroundApi(Orchestrator.from_config(config)) as api:
+        small = call(f"{api.url}/api/v1/graphs/none/invoke", "POST", {"x": "y"})
+        large = call(f"{api.url}/api/v1/graphs/none/invoke", "POST", {"x": "y" * 100})
+        schema = call(f"{api.url}/openapi.json").json()
+        page = call(f"{api.url}/docs")
+    assert (small.status, small.problem["code"]) == (404, "unknown_graph")
+    assert (large.status, large.problem["code"]) == (413, "body_too_large")
+    assert large.problem["max_body_bytes"] == 100
+    assert "/api/v1/workflows/{id}/events" in schema["paths"]
+    assert page.status == 200 and b"swagger" in page.body.lower()
