@@ -182,6 +182,7 @@ def up(
         str,
         typer.Option(
             "--app",
+            metavar="MODULE:ORCH",
             help="MODULE:OBJECT of your Orchestrator (or a zero-argument factory returning one).",
         ),
     ] = DEFAULT_APP,
