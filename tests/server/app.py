@@ -16,7 +16,7 @@ from examples.order_processing.activities import default_decide
 from examples.order_processing.app import create_app, db_file
 from examples.order_processing.db import Store
 
-__all__ = ["TEXT_FUNCTIONS", "build", "exclaim", "length", "upper"]
+__all__ = ["TEXT_FUNCTIONS", "build", "exclaim", "flaky", "length", "upper"]
 
 
 def upper(state: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +31,23 @@ def length(state: dict[str, Any]) -> str:
     return "long" if len(state["text"]) > 5 else "short"
 
 
-TEXT_FUNCTIONS = {"text.upper": upper, "text.exclaim": exclaim, "text.length": length}
+_failed: set[str] = set()
+
+
+def flaky(state: dict[str, Any]) -> dict[str, Any]:
+    """Fails the first attempt for each text (in this process), then works."""
+    if state["text"] not in _failed:
+        _failed.add(state["text"])
+        raise RuntimeError(f"first attempt for {state['text']!r}")
+    return {"text": state["text"] + "?"}
+
+
+TEXT_FUNCTIONS = {
+    "text.upper": upper,
+    "text.exclaim": exclaim,
+    "text.length": length,
+    "text.flaky": flaky,
+}
 """What a graph document may name besides the order graph's nodes."""
 
 

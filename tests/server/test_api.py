@@ -330,3 +330,38 @@ def test_an_idle_stream_keeps_alive_and_stops_when_the_client_goes(
         time.sleep(0.1)
     assert service.api.run(tasks()) <= before
     call(f"{service.url}/workflows/{run['id']}/cancel", "POST")
+
+
+def test_a_retried_node_shows_its_failed_attempt(service: Service, unique: str) -> None:
+    """A node whose first attempt fails: the stream says so (``retry_scheduled`` with the
+    error) before the attempt that completes, and the timeline counts both attempts."""
+    name = f"flaky-{unique}"
+    document = {
+        "name": name,
+        "nodes": [
+            {
+                "name": "try",
+                "ref": "text.flaky",
+                "retry": {"max_attempts": 3, "initial_interval": 0.1, "backoff_coefficient": 1},
+            }
+        ],
+        "entry": ["try"],
+        "finish": ["try"],
+    }
+    assert call(f"{service.url}/graphs", "POST", document).status == 201
+    run = call(f"{service.url}/graphs/{name}/runs?id={name}", "POST", {"text": unique}).json()
+    _, messages = read_events(f"{service.url}/workflows/{run['id']}/events")
+    steps = [(m.event, m.data.get("attempt")) for m in messages if m.data.get("node") == "try"]
+    assert steps == [
+        ("belugaflow.node.scheduled", None),
+        ("belugaflow.node.retry_scheduled", 1),
+        ("belugaflow.node.started", 2),
+        ("belugaflow.node.completed", 2),
+    ]
+    [retried] = [m for m in messages if m.event == "belugaflow.node.retry_scheduled"]
+    assert retried.data["error"] == f"RuntimeError: first attempt for {unique!r}"
+    [started] = [m for m in messages if m.event == "belugaflow.node.started"]
+    assert started.id == f"{retried.id}.1"  # both from one history event
+    shown = call(f"{service.url}/workflows/{run['id']}").json()
+    [row] = shown["timeline"]["nodes"]
+    assert (row["attempts"], row["outcome"]) == (2, "completed")
