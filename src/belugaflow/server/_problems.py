@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import InputError, SpecError
@@ -254,6 +255,8 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:  # the client went away (an event stream, say): nobody to tell
+            return
         except Exception:
             logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if started:  # too late for a problem: the client sees the response cut short
