@@ -176,6 +176,7 @@ CASES = [
         "limit zero", "GET", "/workflows?limit=0", 422, "validation_error", field_in_errors="limit"
     ),
     Bad("quote in type filter", "GET", "/workflows?type=a'b", 422, "validation_error"),
+    Bad("nul in type filter", "GET", "/workflows?type=a%00b", 422, "validation_error"),
     Bad("bad cursor", "GET", "/workflows?cursor=%21%21%21", 400, "invalid_cursor"),
     Bad("forged cursor", "GET", "/workflows?cursor=Z2FyYmFnZQ==", 400, "invalid_cursor"),
     Bad("unknown id", "GET", "/workflows/no-such-run", 404, "workflow_not_found"),

@@ -52,7 +52,7 @@ TypeFilter = Annotated[
     str | None,
     Query(
         min_length=1,
-        pattern=r"^[^'\"\\]+$",
+        pattern=r"^[^'\"\\\x00-\x1f\x7f]+$",
         description="Only runs of this type (a graph's name or a workflow's type).",
     ),
 ]
@@ -130,6 +130,8 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
             found, next_token = await orch.list_page(
                 status=status, type=type, limit=limit, page_token=token
             )
+        except ValueError as error:  # a filter no query can hold
+            raise Problem(422, "validation_error", str(error)) from None
         except RPCError as error:
             if token is not None and error.status in _REFUSED_TOKEN:
                 raise Problem(400, "invalid_cursor", f"the cursor is not valid: {error}") from None

@@ -170,7 +170,8 @@ async def list_page(
     fewer than ``limit`` runs even when more follow.
 
     Raises:
-        ValueError: ``status`` is not a known status, or ``type`` holds a quote or backslash.
+        ValueError: ``status`` is not a known status, or ``type`` holds a quote, a backslash or
+            a control character (none can be in a query).
     """
     query = _query(status, type, spec_runs)
     pages = client.list_workflows(query, page_size=limit, next_page_token=page_token)
@@ -188,8 +189,11 @@ def _query(status: str | None, type: str | None, spec_runs: bool) -> str | None:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(_STATUS)}")
         clauses.append(f"ExecutionStatus = '{_STATUS[status]}'")
     if type is not None:
-        if "'" in type or '"' in type or "\\" in type:
-            raise ValueError(f"a workflow type to filter by has no quotes or backslashes: {type!r}")
+        if any(c in "'\"\\" or ord(c) < 32 or c == "\x7f" for c in type):
+            raise ValueError(
+                f"a workflow type to filter by has no quotes, backslashes or control characters:"
+                f" {type!r}"
+            )
         clause = f"WorkflowType = '{type}'"
         if spec_runs:
             clause = f"({clause} OR WorkflowType = '{GRAPH_WORKFLOW}')"
