@@ -31,14 +31,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Real tools the tests drive: Debian's Prometheus (and its promtool). Installed as root where
-# apt-get exists; elsewhere their tests skip, saying so.
+# Real tools the tests drive: Debian's Prometheus (and its promtool), and Chromium for the run
+# page. Installed as root where apt-get exists; elsewhere their tests skip, saying so.
 tools:
-	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then :; \
+	@missing=""; \
+	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing="prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	else echo "note: prometheus/promtool not installed (needs root and apt-get); their tests skip"; fi
+		apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "note: not installed (needs root and apt-get):$$missing; their tests skip"; fi
 
 test: lint typecheck tools
 	$(BIN)/pytest

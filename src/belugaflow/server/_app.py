@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from ..monitoring import Check
 from ._events import KEEPALIVE, event_routes
 from ._graphs import graph_routes
+from ._page import page_routes
 from ._problems import MEDIA_TYPE, BodyLimit, CatchAll, Problem, install, problem_response
 from ._workflows import workflow_routes
 
@@ -36,7 +37,8 @@ def create_app(
     title: str = "belugaflow",
 ) -> FastAPI:
     """The REST API over ``orch``: routes under ``/api/v1`` (see docs/api.md), OpenAPI at
-    ``/openapi.json`` and ``/docs``, and ``/healthz``, ``/readyz``, ``/metrics``.
+    ``/openapi.json`` and ``/docs``, a run's page at ``/runs/{id}``, and ``/healthz``,
+    ``/readyz``, ``/metrics``.
 
     The app holds no workflow logic: each route calls the orchestrator, which starts, finds
     and drives runs on its Temporal client (connected on first use). Workers are separate:
@@ -73,6 +75,7 @@ def create_app(
     api.include_router(workflow_routes(orch))
     api.include_router(graph_routes(orch))
     app.include_router(api)
+    app.include_router(page_routes(orch))  # /runs/{id}: the run page (HTML)
     monitoring = _Monitoring(orch, checks or {})
     for path in ("/healthz", "/readyz", "/metrics"):
         app.router.routes.append(Route(path, monitoring, methods=["GET"]))
