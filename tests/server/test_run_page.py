@@ -58,6 +58,10 @@ def test_run_page_live_in_chromium(service: Service, unique: str, tmp_path: Path
             ".map(tr => [tr.cells[0].textContent, tr.cells[1].textContent])"
         )
         assert ["validate", "completed"] in rows and ["await_review", "waiting"] in rows
+        # A refusal of the API is shown on the page (the next action clears it).
+        browser.evaluate("act('a signal it does not take', '/signals/nope', {})")
+        shown = browser.evaluate("document.getElementById('error').textContent")
+        assert "(404, unknown_signal)" in shown and "takes no signal 'nope'" in shown
         before = len(browser.evaluate("window.__changes"))
 
         browser.click(approve)
@@ -70,16 +74,18 @@ def test_run_page_live_in_chromium(service: Service, unique: str, tmp_path: Path
         changes = [tuple(c) for c in browser.evaluate("window.__changes")]
         assert ("await_review", "waiting") in changes[:before]
         after = changes[before:]
-        # After the click, live: the wait ends, payment runs, then ends.
+        # After the click, live: the wait ends, payment runs and ends, as the events come.
         assert ("await_review", "completed") in after
-        assert after.index(("process_payment", "running")) < after.index(
-            ("process_payment", "completed")
+        payment = [status for node, status in after if node == "process_payment"]
+        assert payment and payment[-1] == "completed"
+        log = browser.evaluate(
+            "[...document.querySelectorAll('#events li')].map(li => li.textContent)"
         )
+        assert any(line.endswith("node.scheduled process_payment") for line in log)
+        assert any(line.endswith("node.completed process_payment") for line in log)
+        assert any(line.endswith("run.completed completed") for line in log)
         assert browser.evaluate(status_of("release")) == "skipped"
-        assert browser.evaluate(
-            "[...document.querySelectorAll('#events li')].some(li =>"
-            " li.textContent.includes('signal.received review'))"
-        )
+        assert any(line.endswith("signal.received review") for line in log)
         result = json.loads(browser.evaluate("document.querySelector('#outcome pre').textContent"))
         assert result["review"]["verdict"] == "approve"
         assert browser.evaluate("document.getElementById('error').hidden")
