@@ -9,6 +9,7 @@ import typer
 import belugaflow
 from belugaflow.cli._config import config_app
 from belugaflow.cli._graph import graph_app
+from belugaflow.cli._runs import run
 from belugaflow.cli._serve import serve
 from belugaflow.cli._server import server_app
 from belugaflow.cli._up import up
@@ -33,6 +34,7 @@ app.add_typer(workflows_app, name="workflows")
 app.command("worker")(worker)
 app.command("serve")(serve)
 app.command("up")(up)
+app.command("run")(run)
 
 
 def _print_version(value: bool) -> None:

@@ -1,5 +1,6 @@
-"""``belugaflow workflows ...``: what the workflows of an app take and answer, and what a run
-did."""
+"""``belugaflow workflows ...``: what the workflows of an app take and answer, what a run did,
+and — through the REST API (:mod:`._runs`) — list, await, signal, query, cancel and terminate
+runs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,9 +18,12 @@ from rich.table import Table
 
 from belugaflow import SpecError
 from belugaflow._defaults import DEFAULTS
+from belugaflow.cli._api import Api, ApiError, ApiKeyOption, ApiOption, connect, quote, through_api
 from belugaflow.cli._graph import APP_OPTION
 from belugaflow.cli._output import ExitCode, fail
+from belugaflow.cli._runs import cancel, list_workflows, query, result, signal, terminate
 from belugaflow.cli._target import TargetError, load_orchestrator, parse_target
+from belugaflow.cli._watch import api_fail
 
 if TYPE_CHECKING:
     from temporalio.converter import DataConverter
@@ -30,7 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["workflows_app"]
 
 workflows_app = typer.Typer(
-    help="Describe the workflows an app serves, and show what a run did.",
+    help="Describe the workflows an app serves, show what a run did, and drive runs through"
+    " the REST API.",
     no_args_is_help=True,
 )
 
@@ -95,16 +100,36 @@ def show(
             help=f"Temporal namespace [default: the app's, else {DEFAULTS.temporal_namespace}]."
         ),
     ] = None,
+    api: ApiOption = None,
+    api_key: ApiKeyOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the timeline as one JSON object.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the timeline as one JSON object (through the API: the API's answer,"
+            " the timeline under 'timeline').",
+        ),
     ] = False,
 ) -> None:
     """Show what a run did, from its Temporal history: each node (or activity) with its first
     start, end, attempts, outcome and last error, and the graph drawn as Mermaid with each
     node's status.
 
-    Exits 1 if the app does not import, the server cannot be reached or has no such run.
+    Reads Temporal directly, unless --api URL is given (or $BELUGAFLOW_API is set and none of
+    --app, --address, --namespace is): then through the REST API (GET /api/v1/workflows/ID),
+    which adds the run's result or error.
+
+    Exits 1 if the app does not import, the server cannot be reached or has no such run;
+    through the API, 7 if it has no such run, 8 if it cannot be reached.
     """
+    local = [
+        name
+        for name, given in (("--app", app), ("--address", address), ("--namespace", namespace))
+        if given is not None
+    ]
+    if through_api(api, local):
+        _show_through_api(workflow_id, connect(api, api_key), as_json=as_json)
+        return
     graphs: Mapping[str, Mapping[int, GraphSpec]] | None = None
     converter: DataConverter | None = None
     if app is not None:
@@ -127,7 +152,7 @@ def show(
     if as_json:
         typer.echo(json.dumps(timeline.to_dict(), indent=2))
     else:
-        _print(timeline)
+        _print(timeline.to_dict())
         mermaid = timeline.to_mermaid()
         if mermaid is not None:
             typer.echo()
@@ -175,31 +200,58 @@ async def _fetch(
         fail(f"reading workflow {workflow_id!r} from {address} failed: {error}")
 
 
-def _print(timeline: Timeline) -> None:
-    typer.echo(f"run {timeline.run_id} of {timeline.graph}: {timeline.status}")
-    if timeline.start is not None:
-        line = f"  started {timeline.start:%Y-%m-%d} {_clock(timeline.start)} UTC"
-        if timeline.end is not None:
-            line += f", ended {_clock(timeline.end)} (took"
-            line += f" {_took((timeline.end - timeline.start).total_seconds())})"
+def _show_through_api(workflow_id: str, api: Api, *, as_json: bool) -> None:
+    """``workflows show`` through the REST API: the timeline as in direct mode, then the
+    run's result or error."""
+    try:
+        detail = api.call("GET", f"/workflows/{quote(workflow_id)}").body
+    except ApiError as error:
+        api_fail(error, as_json)
+    if as_json:
+        typer.echo(json.dumps(detail, indent=2))
+        return
+    timeline = detail.get("timeline") or {}
+    _print(timeline)
+    failure = detail.get("error")
+    if isinstance(failure, dict):
+        where = f" (node {failure['node']})" if failure.get("node") else ""
+        typer.echo(f"\nerror {failure.get('code')}{where}: {failure.get('message')}")
+    elif detail.get("status") == "completed":
+        typer.echo("\nresult:")
+        typer.echo(json.dumps(detail.get("result"), indent=2))
+    mermaid = timeline.get("mermaid")
+    if mermaid:
+        typer.echo()
+        typer.echo(mermaid, nl=False)
+
+
+def _print(timeline: Mapping[str, Any]) -> None:
+    """The timeline (``Timeline.to_dict()``'s shape, which the API's ``timeline`` shares)."""
+    typer.echo(f"run {timeline.get('run_id')} of {timeline.get('graph')}: {timeline.get('status')}")
+    start, end = _time(timeline.get("start")), _time(timeline.get("end"))
+    if start is not None:
+        line = f"  started {start:%Y-%m-%d} {_clock(start)} UTC"
+        if end is not None:
+            line += f", ended {_clock(end)} (took {_took((end - start).total_seconds())})"
         typer.echo(line)
     typer.echo()
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("NODE", "OUTCOME", "ATTEMPTS", "START", "END", "TOOK"):
         table.add_column(column, no_wrap=True, justify="right" if column == "ATTEMPTS" else "left")
     table.add_column("ERROR", overflow="fold")
-    for row in timeline.nodes:
+    for row in timeline.get("nodes") or ():
+        began, ended = _time(row.get("start")), _time(row.get("end"))
         took = ""
-        if row.start is not None and row.end is not None:
-            took = _took((row.end - row.start).total_seconds())
+        if began is not None and ended is not None:
+            took = _took((ended - began).total_seconds())
         table.add_row(
-            row.node,
-            row.outcome,
-            str(row.attempts),
-            _clock(row.start),
-            _clock(row.end),
+            str(row.get("node")),
+            str(row.get("outcome")),
+            str(row.get("attempts", 0)),
+            _clock(began),
+            _clock(ended),
             took,
-            row.error or "",
+            row.get("error") or "",
         )
     console = Console(highlight=False)
     if not console.is_terminal:  # a pipe or a file: whole lines, never wrapped at 80
@@ -209,6 +261,16 @@ def _print(timeline: Timeline) -> None:
     typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
+def _time(text: object) -> datetime | None:
+    """An ISO 8601 time in UTC, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        return None
+
+
 def _clock(when: datetime | None) -> str:
     """Time of day (UTC) to the millisecond, or ``-``."""
     return f"{when:%H:%M:%S}.{when.microsecond // 1000:03d}" if when is not None else "-"
@@ -216,3 +278,11 @@ def _clock(when: datetime | None) -> str:
 
 def _took(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+workflows_app.command("list")(list_workflows)
+workflows_app.command("result")(result)
+workflows_app.command("signal")(signal)
+workflows_app.command("query")(query)
+workflows_app.command("cancel")(cancel)
+workflows_app.command("terminate")(terminate)
