@@ -17,10 +17,12 @@ from temporalio.client import Client, WorkflowHistory
 from tests.temporal import timeline_app
 from tests.temporal.fault_app import belugaflow_command
 
-from belugaflow import Event, Graph, NodeFailedError, RunHandle
+from belugaflow import Event, Graph, NodeFailedError, Orchestrator, RunHandle
 from belugaflow.graph._timeline import Timeline
 from belugaflow.temporal import DevServer, TemporalEngine, graph_worker
 from belugaflow.temporal._timeline import fetch_timeline, timeline_from_history
+from examples.order_processing.db import Store
+from examples.order_processing.graph import build_order_graph
 
 WAIT = 20.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,3 +213,21 @@ async def belugaflow(*args: str) -> Done:
     out, err = await asyncio.wait_for(process.communicate(), WAIT)
     assert process.returncode is not None
     return Done(process.returncode, out.decode(), err.decode())
+
+
+async def test_a_wait_the_route_went_past_is_skipped_not_waited(
+    temporal_client: Client, tmp_path: Path
+) -> None:
+    """The order graph: an order the rule approves never waits for review, and its timeline
+    says so (history shows a wait only by the signal or timeout that ended it)."""
+    orch = Orchestrator(metrics=False)
+    graph = build_order_graph(orch, Store.create(tmp_path / "orders.db"))
+    queue = f"timeline-{uuid.uuid4().hex[:8]}"
+    order = {"order_id": "t-1", "product_id": "prod-1", "quantity": 1, "review_threshold": 10**6}
+    async with graph_worker(temporal_client, task_queue=queue, registry=orch.registry):
+        engine = TemporalEngine(temporal_client, task_queue=queue, registry=orch.registry)
+        run = await engine.start(graph, order, id=f"t-1-{uuid.uuid4().hex[:6]}")
+        assert (await run.result())["status"] == "completed"
+    timeline = await fetch_timeline(temporal_client, run.id, graphs=orch.registry.graphs)
+    assert outcome(timeline, "await_review") == "skipped"
+    assert outcome(timeline, "process_payment") == "completed"

@@ -14,6 +14,7 @@ has not completed (still running, or failed) has no row.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -76,7 +77,17 @@ async def fetch_timeline(
         if name == started.workflow_type.name and isinstance(version, int):
             spec = graphs.get(name, {}).get(version)
     pending = description.raw_description.pending_activities
-    return timeline_from_history(history, spec=spec, pending=pending)
+    waiting: list[str] = []
+    if (
+        spec is not None
+        and spec.waits
+        and history.events[-1].WhichOneof("attributes") not in RUN_ENDS
+    ):
+        # Only the run knows which waits it is in: history shows a wait once it has ended.
+        with contextlib.suppress(Exception):  # it ended meanwhile, or is an older version
+            progress = await handle.query("progress")
+            waiting = [entry["node"] for entry in progress.get("waiting", ())]
+    return timeline_from_history(history, spec=spec, pending=pending, waiting=waiting)
 
 
 def timeline_from_history(
@@ -84,9 +95,11 @@ def timeline_from_history(
     *,
     spec: GraphSpec | None = None,
     pending: Sequence[PendingActivityInfo] = (),
+    waiting: Collection[str] = (),
 ) -> Timeline:
     """The timeline of the run ``history`` records; ``spec`` is its graph (if known),
-    ``pending`` the run's pending activities when it was read (``describe()``)."""
+    ``pending`` the run's pending activities and ``waiting`` the wait nodes it was waiting in
+    (its ``progress`` query) when it was read."""
     events = history.events
     started = events[0].workflow_execution_started_event_attributes
     graph = spec.name if spec else started.workflow_type.name
@@ -101,7 +114,7 @@ def timeline_from_history(
             reader.read(kind, event)
     reader.still_open({info.activity_id: info for info in pending})
     if spec is not None:
-        _waits(builder, spec, reader.signals)
+        _waits(builder, spec, reader.signals, waiting)
         if builder.status == "completed":
             for node in spec.nodes:
                 if node.name not in builder.rows:
@@ -235,9 +248,14 @@ class _Reader:
 
 
 def _waits(
-    builder: TimelineBuilder, spec: GraphSpec, signals: list[tuple[datetime, str, Any]]
+    builder: TimelineBuilder,
+    spec: GraphSpec,
+    signals: list[tuple[datetime, str, Any]],
+    waiting: Collection[str],
 ) -> None:
-    """Rows for the wait nodes the run reached, which history records only as signals."""
+    """Rows for the wait nodes the run reached. History records a wait only by its end: the
+    signal it took, or its timeout route starting; one still waiting is in ``waiting``. A wait
+    whose node before completed but whose route went elsewhere has no row."""
     rows = builder.rows
     for node in spec.nodes:  # declaration order: a wait after a wait finds its row
         if node.wait is None:
@@ -248,8 +266,6 @@ def _waits(
         began = max((t for t in ready if t is not None), default=None)
         if began is None:
             continue
-        row = builder.row(node.name)
-        row.begin(began, "waiting")
         took = next(
             (
                 when
@@ -260,6 +276,11 @@ def _waits(
             None,
         )
         after = rows.get(node.wait.on_timeout or "")
+        timed_out = after is not None and after.start is not None
+        if took is None and not timed_out and node.name not in waiting:
+            continue  # not reached (a route went elsewhere), or ended with the run
+        row = builder.row(node.name)
+        row.begin(began, "waiting")
         if took is not None:  # a signal sent before the wait began waited for it
             row.close(max(took, began), "completed")
         elif after is not None and after.start is not None:
