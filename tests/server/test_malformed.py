@@ -360,6 +360,15 @@ CASES = [
     ),
     Bad("graph as a list", "POST", "/graphs", 422, "spec_invalid", json_body=[1]),
     Bad(
+        "graph yaml with aliases",
+        "POST",
+        "/graphs",
+        400,
+        "invalid_yaml",
+        data=b"a: &a [x, x]\nb: &b [*a, *a]\nname: *b\n",
+        headers=YAML,
+    ),
+    Bad(
         "graph as text",
         "POST",
         "/graphs",

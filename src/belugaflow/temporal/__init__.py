@@ -24,7 +24,7 @@ except ImportError as _error:
 
 from belugaflow._public import show_public_paths as _show_public_paths
 
-from ._client import WorkflowSummary
+from ._client import Started, WorkflowSummary
 from ._devserver import (
     DevServer,
     DevServerError,
@@ -62,6 +62,7 @@ __all__ = [
     "LocalBlobStore",
     "LogLevel",
     "PayloadTooLargeError",
+    "Started",
     "TemporalBinaryNotFoundError",
     "TemporalEngine",
     "WorkflowSummary",
