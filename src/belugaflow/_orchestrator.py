@@ -286,7 +286,7 @@ class Orchestrator:
         self.registry.add_graph(spec)  # refuses another definition of this version
         if not known:
             self._added.add((spec.name, spec.version))
-        return compiled
+        return self._graphs.setdefault((spec.name, spec.version), compiled)
 
     def graph(self, name: str, version: int | None = None) -> CompiledGraph:
         """The graph called ``name`` — built here or added with :meth:`add_graph` — at
