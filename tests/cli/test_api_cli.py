@@ -415,3 +415,11 @@ def test_run_wait_reconnects_with_last_event_id(
     resumed = re.search(r"(?im)^last-event-id: (\S+)\r$", streams[1])
     assert resumed is not None and int(resumed[1]) > 1  # after run.started (event 1) and more
     assert all("Authorization: Bearer s3cret\r\n" in head for head in proxy.heads)
+
+
+def test_the_exit_code_table_is_the_enum() -> None:
+    """docs/cli.md's exit-code table lists exactly the codes of ``ExitCode``."""
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = text[text.index("## Exit codes") :].split("\n\n")[1]
+    documented = [int(code) for code in re.findall(r"^\| `(\d+)` \|", table, re.MULTILINE)]
+    assert documented == [int(code) for code in ExitCode]
