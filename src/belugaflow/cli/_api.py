@@ -38,6 +38,7 @@ __all__ = [
     "Api",
     "ApiError",
     "ApiKeyOption",
+    "ApiModeOption",
     "ApiOption",
     "JsonOption",
     "Reply",
@@ -81,6 +82,16 @@ ApiKeyOption = Annotated[
         "--api-key",
         metavar="KEY",
         help=f"Sent as 'Authorization: Bearer KEY' [default: ${API_KEY_ENV}, else none].",
+        show_default=False,
+    ),
+]
+ApiModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        metavar="URL",
+        help=f"Ask the REST API at URL instead [default: ${API_ENV} when no local option is"
+        " given; see 'Local or through the API' in docs/cli.md].",
         show_default=False,
     ),
 ]
@@ -206,7 +217,16 @@ class Api:
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         with self._open(request, REQUEST_TIMEOUT + wait) as response:
-            return Reply(response.status, _decode(self._read(response, url)))
+            raw = self._read(response, url)
+            media = response.headers.get_content_type()
+        if raw and media != "application/json":
+            raise ApiError(
+                f"{url} answered {response.status} with {media}, not JSON: is {self.url} a"
+                " belugaflow API?",
+                ExitCode.INVALID,
+                status=response.status,
+            )
+        return Reply(response.status, _decode(raw))
 
     def endpoint(self, path: str, query: Mapping[str, object | None] | None = None) -> str:
         """The URL of ``/api/v1{path}``."""

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from belugaflow import SpecError
-from belugaflow.cli._api import ApiKeyOption, ApiOption, connect, through_api
+from belugaflow.cli._api import ApiKeyOption, ApiModeOption, connect, through_api
 from belugaflow.cli._output import fail
 from belugaflow.cli._runs import graph_run, list_graphs_api, show_graph_api
 from belugaflow.cli._target import (
@@ -62,7 +62,7 @@ def show(
         GraphFormat,
         typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
     ] = GraphFormat.MERMAID,
-    api: ApiOption = None,
+    api: ApiModeOption = None,
     api_key: ApiKeyOption = None,
     as_json: Annotated[
         bool,
@@ -126,7 +126,7 @@ def list_graphs(
             show_default=False,
         ),
     ] = None,
-    api: ApiOption = None,
+    api: ApiModeOption = None,
     api_key: ApiKeyOption = None,
     as_json: Annotated[
         bool,

@@ -18,7 +18,15 @@ from rich.table import Table
 
 from belugaflow import SpecError
 from belugaflow._defaults import DEFAULTS
-from belugaflow.cli._api import Api, ApiError, ApiKeyOption, ApiOption, connect, quote, through_api
+from belugaflow.cli._api import (
+    Api,
+    ApiError,
+    ApiKeyOption,
+    ApiModeOption,
+    connect,
+    quote,
+    through_api,
+)
 from belugaflow.cli._graph import APP_OPTION
 from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._runs import cancel, list_workflows, query, result, signal, terminate
@@ -100,7 +108,7 @@ def show(
             help=f"Temporal namespace [default: the app's, else {DEFAULTS.temporal_namespace}]."
         ),
     ] = None,
-    api: ApiOption = None,
+    api: ApiModeOption = None,
     api_key: ApiKeyOption = None,
     as_json: Annotated[
         bool,
