@@ -322,7 +322,7 @@ def test_shell_words_stop_at_redirections_and_pipes() -> None:
         ("belugaflow graph draw flows:graph", "`belugaflow graph` has no command 'draw'"),
         ("belugaflow graph show flows:graph --fromat json", "No such option: --fromat"),
         ("belugaflow graph show flows:graph -f png", "'png' is not one of"),
-        ("belugaflow graph show flows", "is not an import path"),
+        ("belugaflow worker --app m:orch --metrics-port 70000", "less than or equal to 65535"),
         ("belugaflow config check", "Missing argument"),
     ],
 )
