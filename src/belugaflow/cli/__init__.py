@@ -1,13 +1,9 @@
-"""The ``belugaflow`` command line: a thin typer adapter over the library.
+"""The ``belugaflow`` command line: a thin typer adapter over the library and the REST API.
 
-Commands (``belugaflow --help`` lists them; see ``docs/cli.md``):
-
-- ``belugaflow config check FILE [--show]`` validates a ``config.yaml``;
-- ``belugaflow graph show MODULE:OBJECT [--format mermaid|json]`` draws or dumps a graph;
-- ``belugaflow --version``.
-
-Exit codes: 0 success, 1 the checked thing is bad (invalid config, graph that does not import
-or compile), 2 usage error (unknown command or option, malformed argument).
+``belugaflow --help`` lists the commands and ``docs/cli.md`` describes them: ``up`` (the whole
+system), ``serve`` (the REST API), ``worker``, ``run`` and ``workflows ...`` / ``graph ...``
+(through the API, or locally with ``--app``), ``config check``, ``server start-dev``.
+Exit codes are :class:`~belugaflow.cli._output.ExitCode`, documented in ``docs/cli.md``.
 """
 
 from belugaflow.cli._app import app, main
