@@ -24,7 +24,7 @@ from typing import Any
 
 from belugaflow import Orchestrator
 
-from . import chaos, durable, durable_scale
+from . import api, chaos, durable, durable_scale
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
 from .instrumentation import w11
@@ -165,6 +165,7 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W9": w9,
     "W10": w10,
     "W11": w11,
+    "W12": api.w12,
     "chaos": chaos.chaos,
 }
 ON_REQUEST = frozenset({"chaos"})
