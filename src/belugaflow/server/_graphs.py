@@ -32,7 +32,7 @@ from ._models import (
     WorkflowRun,
 )
 from ._problems import Problem, field_errors, responses
-from ._runs import start_run
+from ._runs import START_RESPONSES, start_run
 
 if TYPE_CHECKING:
     from .._orchestrator import Orchestrator
@@ -337,15 +337,7 @@ def graph_routes(orch: Orchestrator) -> APIRouter:
         "/{name}/runs",
         status_code=201,
         summary="Start a durable run of a graph",
-        responses=responses(
-            400,
-            404,
-            409,
-            413,
-            422,
-            503,
-            ok={200: {"model": WorkflowRun, "description": "The id had started this run"}},
-        ),
+        responses=START_RESPONSES,
     )
     async def start_graph_run(
         name: GraphName,

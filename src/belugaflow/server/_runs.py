@@ -27,14 +27,29 @@ from ..temporal._client import status_name
 from ..temporal._engine import DurableRun
 from ..temporal._messages import GRAPH_WORKFLOW
 from ._models import RunErrorBody, Status, WorkflowRun
-from ._problems import Problem, field_errors
+from ._problems import Problem, field_errors, responses
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
     from .._orchestrator import Orchestrator
 
-__all__ = ["Outcome", "Run", "connected", "find_run", "run_schema", "settle", "start_run"]
+__all__ = [
+    "START_RESPONSES",
+    "Outcome",
+    "Run",
+    "connected",
+    "find_run",
+    "run_schema",
+    "settle",
+    "start_run",
+]
+
+START_RESPONSES = responses(
+    400, 404, 409, 413, 422, 503,
+    ok={200: {"model": WorkflowRun, "description": "The id had started this run"}},
+)  # fmt: skip
+"""What a route that starts a run answers (every start route: one documented contract)."""
 
 _CLOSED_CODES = {
     "canceled": "run_cancelled",

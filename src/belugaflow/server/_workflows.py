@@ -33,7 +33,7 @@ from ._models import (
     WorkflowRun,
 )
 from ._problems import Problem, field_errors, responses
-from ._runs import Run, connected, find_run, run_schema, settle, start_run
+from ._runs import START_RESPONSES, Run, connected, find_run, run_schema, settle, start_run
 
 if TYPE_CHECKING:
     from .._orchestrator import Orchestrator
@@ -85,15 +85,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         "",
         status_code=201,
         summary="Start a workflow",
-        responses=responses(
-            400,
-            404,
-            409,
-            413,
-            422,
-            503,
-            ok={200: {"model": WorkflowRun, "description": "The id had started this run"}},
-        ),
+        responses=START_RESPONSES,
     )
     async def start_workflow(
         body: StartWorkflow, response: Response, if_exists: IfExistsQuery = "use_existing"
@@ -322,15 +314,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         "/{name}/execute",
         status_code=201,
         summary="Start a workflow of a type (alias)",
-        responses=responses(
-            400,
-            404,
-            409,
-            413,
-            422,
-            503,
-            ok={200: {"model": WorkflowRun, "description": "The id had started this run"}},
-        ),
+        responses=START_RESPONSES,
     )
     async def execute_workflow(
         name: Annotated[str, Path(description="A graph's name or a workflow's type.")],
