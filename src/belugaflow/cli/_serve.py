@@ -12,7 +12,7 @@ import typer
 
 from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._target import TargetError, load_orchestrator
-from belugaflow.cli._worker import ERROR
+from belugaflow.cli._worker import ERROR, AddressOption, AppOption, NamespaceOption
 from belugaflow.cli._worker import _configure_logs as configure_logs
 from belugaflow.config import ServerConfig
 
@@ -33,14 +33,7 @@ def api_settings(orch: Orchestrator) -> tuple[str, int]:
 
 
 def serve(
-    app: Annotated[
-        str,
-        typer.Option(
-            "--app",
-            help="MODULE:OBJECT of your Orchestrator (or a zero-argument factory returning one),"
-            " e.g. myapp.flows:orch",
-        ),
-    ],
+    app: AppOption,
     host: Annotated[
         str | None,
         typer.Option(help="Interface to listen on [default: the app's server.host, 127.0.0.1]."),
@@ -53,14 +46,8 @@ def serve(
             help="Port to listen on; 0 takes a free one [default: the app's server.port, 8000].",
         ),
     ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(help="Temporal frontend host:port [default: the orchestrator's]."),
-    ] = None,
-    namespace: Annotated[
-        str | None,
-        typer.Option(help="Temporal namespace [default: the orchestrator's]."),
-    ] = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
     task_queue: Annotated[
         str | None,
         typer.Option(help="Task queue the started workflows go to [default: the orchestrator's]."),

@@ -20,28 +20,32 @@ __all__ = ["worker"]
 
 ERROR = typer.style("error:", fg="red", bold=True)
 
+# Options every command that loads an app and talks to Temporal takes (worker, serve).
+AppOption = Annotated[
+    str,
+    typer.Option(
+        "--app",
+        help="MODULE:OBJECT of your Orchestrator (or a zero-argument factory returning one),"
+        " e.g. myapp.flows:orch",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(help="Temporal frontend host:port [default: the orchestrator's]."),
+]
+NamespaceOption = Annotated[
+    str | None, typer.Option(help="Temporal namespace [default: the orchestrator's].")
+]
+
 
 def worker(
-    app: Annotated[
-        str,
-        typer.Option(
-            "--app",
-            help="MODULE:OBJECT of your Orchestrator (or a zero-argument factory returning one),"
-            " e.g. myapp.flows:orch",
-        ),
-    ],
+    app: AppOption,
     task_queue: Annotated[
         str | None,
         typer.Option(help="Task queue to poll [default: the orchestrator's]."),
     ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(help="Temporal frontend host:port [default: the orchestrator's]."),
-    ] = None,
-    namespace: Annotated[
-        str | None,
-        typer.Option(help="Temporal namespace [default: the orchestrator's]."),
-    ] = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
