@@ -10,7 +10,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,server]'
+	$(BIN)/pip install -q -e '.[dev,server,memory]'
 	touch $(STAMP)
 
 # The `local` LLM provider: llama-cpp-python compiles llama.cpp (about 8 min on 2 idle cores),

@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "belugaflow.config",
     "belugaflow.graph",
     "belugaflow.llms",
+    "belugaflow.memory",
     "belugaflow.resilience",
     "belugaflow.server",
     "belugaflow.temporal",

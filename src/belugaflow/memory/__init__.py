@@ -1,0 +1,47 @@
+"""Memory: entries saved under a scope, kept by a :class:`Store`, recalled by similarity.
+
+Stores, one interface: :class:`InProcessStore` (numpy, this process only),
+:class:`SQLiteStore` (one file, ``sqlite-vec``; the embedded default) and
+:class:`PostgresStore` (Postgres with pgvector; :func:`embedded_postgres` starts one from the
+``pgserver`` package). Search is exact in all three. See ``docs/memory.md``.
+
+Importing this package needs only numpy; the SQLite and Postgres stores import their drivers
+when first built and say what to install: ``pip install 'belugaflow[memory]'``.
+"""
+
+from belugaflow._public import show_public_paths as _show_public_paths
+
+from ._contract import (
+    DimensionError,
+    Embedder,
+    Entry,
+    Hit,
+    ScopeNotFoundError,
+    Store,
+    StoreUnavailableError,
+    Vectors,
+)
+from ._inprocess import InProcessStore
+from ._local import LocalEmbedder
+from ._openai import OpenAIEmbedder
+from ._postgres import PostgresStore, embedded_postgres
+from ._sqlite import SQLiteStore
+
+__all__ = [
+    "DimensionError",
+    "Embedder",
+    "Entry",
+    "Hit",
+    "InProcessStore",
+    "LocalEmbedder",
+    "OpenAIEmbedder",
+    "PostgresStore",
+    "SQLiteStore",
+    "ScopeNotFoundError",
+    "Store",
+    "StoreUnavailableError",
+    "Vectors",
+    "embedded_postgres",
+]
+
+_show_public_paths(globals())
