@@ -1,20 +1,35 @@
-"""A fake OpenAI chat-completions server: the wire format, scripted per test.
+"""A fake OpenAI server: the chat-completions and embeddings wire formats, scripted per test.
 
 ``POST /v1/chat/completions`` answers with what the test queued (see the reply builders
-below), else with the text ``"ok"``.
+below), else with the text ``"ok"``. ``POST /v1/embeddings`` answers likewise, else with
+:func:`sample_vector` of each input, as many dimensions wide as the request's ``dimensions``
+(default :data:`EMBEDDING_WIDTH`), base64-encoded when the request asks for that (the SDK does
+by default).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import Sequence
 from typing import Any
 
 from tests.llms.fake_server import FakeServer, Recorded, Reply, sse
 
-__all__ = ["completion", "error", "fake_openai", "malformed", "stream"]
+__all__ = [
+    "EMBEDDING_WIDTH",
+    "completion",
+    "embeddings",
+    "error",
+    "fake_openai",
+    "malformed",
+    "sample_vector",
+    "stream",
+]
 
 MODEL = "gpt-test"
+EMBEDDING_WIDTH = 8
 
 
 def _usage(usage: tuple[int, int]) -> dict[str, int]:
@@ -147,7 +162,52 @@ def stream(
     return Reply(events=tuple(frames))
 
 
+def sample_vector(text: str, width: int = EMBEDDING_WIDTH) -> list[float]:
+    """The default embedding of ``text``: its length, then 1, 2, 3... (not of unit length, so
+    a test sees the client normalize it)."""
+    return [float(len(text)), *(float(i) for i in range(1, width))]
+
+
+def embeddings(
+    vectors: Sequence[Sequence[float]],
+    *,
+    encoding: str = "float",
+    order: Sequence[int] | None = None,
+    model: str = "embed-test",
+) -> Reply:
+    """An embeddings answer holding ``vectors`` (``encoding`` ``"float"`` or ``"base64"``),
+    listed in ``order`` of their indexes when given (the API keys each by its index)."""
+
+    def item(index: int) -> dict[str, Any]:
+        vector: Any = list(vectors[index])
+        if encoding == "base64":
+            vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        return {"object": "embedding", "index": index, "embedding": vector}
+
+    indexes = range(len(vectors)) if order is None else order
+    tokens = 3 * len(vectors)
+    return Reply.json(
+        {
+            "object": "list",
+            "data": [item(index) for index in indexes],
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def _embeddings_for(request: Recorded) -> Reply:
+    body = request.body if isinstance(request.body, dict) else {}
+    texts = body.get("input", [])
+    texts = [texts] if isinstance(texts, str) else texts
+    width = body.get("dimensions") or EMBEDDING_WIDTH
+    vectors = [sample_vector(text, width) for text in texts]
+    return embeddings(vectors, encoding=body.get("encoding_format") or "float")
+
+
 def _default(request: Recorded) -> Reply:
+    if request.path == "/v1/embeddings":
+        return _embeddings_for(request)
     if request.path != "/v1/chat/completions":
         return error(404, f"unknown path {request.path}")
     if isinstance(request.body, dict) and request.body.get("stream"):

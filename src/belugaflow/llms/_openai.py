@@ -34,7 +34,7 @@ from ._messages import (
     Usage,
 )
 from ._model import ChatRequest
-from ._provider import ProviderModel, ProviderOptions, api_key_for
+from ._provider import ProviderModel, ProviderOptions, api_key_for, network_error
 from ._transport import transport_error
 
 try:
@@ -52,7 +52,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the 'openai' provider needs the openai SDK; install it with: pip install 'belugaflow[llm]'"
     ) from exc
 
-__all__ = ["DEFAULT_MODEL", "OpenAIChatModel", "StructuredOutput", "create"]
+__all__ = ["DEFAULT_MODEL", "OpenAIChatModel", "StructuredOutput", "create", "sdk_error"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -272,25 +272,41 @@ class OpenAIChatModel(ProviderModel[openai.AsyncOpenAI]):
 
     def _error(self, error: Exception) -> ProviderError:
         """Map an SDK (or decoding) error to ours, keeping the provider's message."""
-        network = self._network_error(
-            error, timeout=openai.APITimeoutError, connection=openai.APIConnectionError
+        return sdk_error(error, provider=self.provider, model=self.model, timeout=self.timeout)
+
+
+def sdk_error(
+    error: Exception, *, provider: str, model: str, timeout: float | None
+) -> ProviderError:
+    """Our error for an openai SDK (or decoding) error, keeping the provider's message; chat
+    models and :class:`~belugaflow.memory.OpenAIEmbedder` share it. ``timeout`` is the call's
+    time limit in seconds, for the message."""
+    network = network_error(
+        error,
+        provider=provider,
+        model=model,
+        seconds=timeout,
+        timeout=openai.APITimeoutError,
+        connection=openai.APIConnectionError,
+    )
+    if network is not None:
+        return network
+    if isinstance(error, openai.APIStatusError):
+        return error_for_status(
+            error.status_code,
+            error.message,
+            provider=provider,
+            model=model,
+            headers=error.response.headers,
         )
-        if network is not None:
-            return network
-        if isinstance(error, openai.APIStatusError):
-            return error_for_status(
-                error.status_code,
-                error.message,
-                provider=self.provider,
-                model=self.model,
-                headers=error.response.headers,
-            )
-        if isinstance(error, openai.APIResponseValidationError | ValueError):
-            return self._fail(ProviderResponseError, f"unreadable answer: {error}")
-        if isinstance(error, openai.APIError):  # an error event inside a stream
-            return self._fail(ProviderUnavailableError, error.message)
-        transport = transport_error(error, provider=self.provider, model=self.model)
-        return transport or self._fail(ProviderError, f"{type(error).__name__}: {error}")
+    if isinstance(error, openai.APIResponseValidationError | ValueError):
+        return ProviderResponseError(f"unreadable answer: {error}", provider=provider, model=model)
+    if isinstance(error, openai.APIError):  # an error event inside a stream
+        return ProviderUnavailableError(error.message, provider=provider, model=model)
+    transport = transport_error(error, provider=provider, model=model)
+    return transport or ProviderError(
+        f"{type(error).__name__}: {error}", provider=provider, model=model
+    )
 
 
 def _refused(error: Exception) -> bool:

@@ -43,12 +43,14 @@ from ._ratelimit import RateLimiter
 __all__ = [
     "DEFAULT_RETRY",
     "UNSET",
+    "LoopClients",
     "ProviderModel",
     "ProviderOptions",
     "Unset",
     "api_key_for",
     "breaker_name",
     "default_breakers",
+    "network_error",
 ]
 
 C = TypeVar("C")
@@ -103,6 +105,56 @@ class _Attempts:
         self.request = request
         self.count = 0
         self.reserved = 0
+
+
+class LoopClients(Generic[C]):
+    """One SDK client per event loop that uses it: clients are bound to the loop that made them.
+
+    Each client comes with a guard: an async generator parked on the loop, which the loop
+    closes when it shuts down (``asyncio.run`` does that), and whose ``finally`` closes the
+    client. So an owner used from many short-lived loops leaves no connection behind.
+
+    Args:
+        new: Makes a client.
+        close: Closes one.
+    """
+
+    def __init__(self, new: Callable[[], C], close: Callable[[C], Awaitable[None]]) -> None:
+        self._new = new
+        self._close = close
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[C, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    async def get(self) -> C:
+        """The running loop's client, made on first use."""
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is not None:
+            return entry[0]
+        client = self._new()
+        guard = self._guard(loop, client)
+        self._clients[loop] = (client, guard)
+        await anext(guard)  # now the loop knows it, and will close it at shutdown
+        return client
+
+    async def _guard(
+        self, loop: asyncio.AbstractEventLoop, client: C
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            self._clients.pop(loop, None)
+            await self._close(client)
+
+    async def aclose(self) -> None:
+        """Close the running loop's client, if it has one."""
+        entry = self._clients.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry[1].aclose()
 
 
 class ProviderModel(ChatModel, Generic[C]):
@@ -174,10 +226,7 @@ class ProviderModel(ChatModel, Generic[C]):
             retry, non_retryable=(*retry.non_retryable, CircuitOpenError)
         )
         self._observer = Observer(provider, model, hooks, capture_content)
-        # Clients are bound to the loop that made them: one (client, guard) per loop.
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[C, AsyncGenerator[None, None]]
-        ] = weakref.WeakKeyDictionary()
+        self._clients = LoopClients(self._new_client, self._close_client)
 
     # -- what a provider implements ------------------------------------------------------------
 
@@ -205,16 +254,15 @@ class ProviderModel(ChatModel, Generic[C]):
     def _network_error(
         self, error: Exception, *, timeout: type[Exception], connection: type[Exception]
     ) -> ProviderError | None:
-        """A timeout or connection failure, as both official SDKs report them (``timeout`` is a
-        subclass of ``connection`` there, with the SDK's ``message``); else ``None``."""
-        if isinstance(error, timeout):
-            limit = f"no answer within {self.timeout:g} s" if self.timeout else str(error)
-            return self._fail(ProviderTimeoutError, limit)
-        if isinstance(error, connection):
-            cause = error.__cause__
-            detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-            return self._fail(ProviderConnectionError, f"{error}{detail}")
-        return None
+        """A timeout or connection failure, as both official SDKs report them; else ``None``."""
+        return network_error(
+            error,
+            provider=self.provider,
+            model=self.model,
+            seconds=self.timeout,
+            timeout=timeout,
+            connection=connection,
+        )
 
     def _chunk(
         self,
@@ -255,35 +303,11 @@ class ProviderModel(ChatModel, Generic[C]):
     # -- clients -------------------------------------------------------------------------------
 
     async def _client(self) -> C:
-        """The running loop's SDK client, made on first use.
-
-        Each client comes with a guard: an async generator parked on the loop, which the loop
-        closes when it shuts down (``asyncio.run`` does that), and whose ``finally`` closes the
-        client. So a model used from many short-lived loops leaves no connection behind.
-        """
-        loop = asyncio.get_running_loop()
-        entry = self._clients.get(loop)
-        if entry is not None:
-            return entry[0]
-        client = self._new_client()
-        guard = self._guard(loop, client)
-        self._clients[loop] = (client, guard)
-        await anext(guard)  # now the loop knows it, and will close it at shutdown
-        return client
-
-    async def _guard(
-        self, loop: asyncio.AbstractEventLoop, client: C
-    ) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            self._clients.pop(loop, None)
-            await self._close_client(client)
+        """The running loop's SDK client, made on first use (see :class:`LoopClients`)."""
+        return await self._clients.get()
 
     async def aclose(self) -> None:
-        entry = self._clients.get(asyncio.get_running_loop())
-        if entry is not None:
-            await entry[1].aclose()
+        await self._clients.aclose()
 
     # -- one attempt ---------------------------------------------------------------------------
 
@@ -439,6 +463,28 @@ def api_key_for(
                 f" {env_var} environment variable"
             )
     return Secret(key or "not-needed")
+
+
+def network_error(
+    error: Exception,
+    *,
+    provider: str,
+    model: str,
+    seconds: float | None,
+    timeout: type[Exception],
+    connection: type[Exception],
+) -> ProviderError | None:
+    """A timeout or connection failure, as both official SDKs report them (``timeout`` is a
+    subclass of ``connection`` there, with the SDK's ``message``); else ``None``. ``seconds``
+    is the call's time limit, for the message."""
+    if isinstance(error, timeout):
+        limit = f"no answer within {seconds:g} s" if seconds else str(error)
+        return ProviderTimeoutError(limit, provider=provider, model=model)
+    if isinstance(error, connection):
+        cause = error.__cause__
+        detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        return ProviderConnectionError(f"{error}{detail}", provider=provider, model=model)
+    return None
 
 
 def breaker_name(provider: str, base_url: str | None) -> str:
