@@ -8,8 +8,9 @@ peak), which a long-running parent would keep, and it logs through the root logg
 The packaged export stores its weights as int8 but multiplies in float32 (``Cast`` and ``Mul``
 on every weight at load). Folding those into float32 constants, then quantizing dynamically
 (int8 weights per output channel, activations per call), gives int8 matrix products: about
-2.5x the throughput on the project's machines, recall@5 0.664 instead of 0.669 on the labelled
-notes (``docs/memory.md``). Per-tensor weights lose more (0.648); per-channel costs nothing.
+2x the throughput on the project's machines (``benchmarks/embedders.py``), and recall@5 0.6625
+instead of 0.669 on the labelled notes (``tests/memory/test_embedders.py``). Per-tensor
+weights lose more (0.648) and are no faster.
 Both steps are deterministic: the same versions make the same bytes.
 """
 
