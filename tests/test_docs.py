@@ -6,9 +6,9 @@
   ``await`` is allowed (the block then runs under ``asyncio.run``). Tracebacks point at the
   Markdown file and line. Fence a block ``python no-run`` to show it without running it, or
   ``python needs=llama_cpp`` to run it only where that optional module is installed.
-- Every ``belugaflow ...`` line of a ``bash`` (or ``sh``, ``shell``, ``console``) block must
-  name a real CLI command, whose ``--help`` works, with arguments the command accepts. The
-  command is parsed, never run.
+- Every ``belugaflow ...`` (or ``.venv/bin/belugaflow ...``) line of a ``bash`` (or ``sh``,
+  ``shell``, ``console``) block must name a real CLI command, whose ``--help`` works, with
+  arguments the command accepts. The command is parsed, never run.
 
 Other fences (``yaml``, ``text``, ...) are not checked. New Markdown files are picked up
 automatically.
@@ -42,7 +42,7 @@ NO_RUN = "no-run"
 NEEDS = "needs="
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*)$")
-_COMMAND = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*belugaflow(?:\s|$)")
+_COMMAND = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(?:\S*/)?belugaflow(?:\s|$)")
 _OPERATORS = frozenset("();<>|&")
 
 
@@ -198,7 +198,8 @@ def test_python_block_runs(block: Block, monkeypatch: pytest.MonkeyPatch) -> Non
 def command_problem(text: str) -> str | None:
     """Why a ``belugaflow ...`` shell line is not a valid command line, or None if it is."""
     words = shell_words(text)
-    args = words[words.index("belugaflow") + 1 :]
+    first = next(i for i, word in enumerate(words) if word.rpartition("/")[2] == "belugaflow")
+    args = words[first + 1 :]
     command: Any = get_command(app)
     path: list[str] = []
     while args and args[0] in getattr(command, "commands", {}):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import copy
 import enum
 import json
 import uuid
@@ -156,6 +157,7 @@ class Orchestrator:
         self._graphs: dict[tuple[str, int], CompiledGraph] = {}
         self._data_converter = data_converter
         self._client: Client | None = None
+        self._base: Orchestrator | None = None  # what an in_namespace() view connects through
         self.config: Config | None = None
         """The configuration this orchestrator was made from (:meth:`from_config`), else None;
         ``belugaflow worker`` takes its ``monitoring.logging`` from it."""
@@ -371,6 +373,10 @@ class Orchestrator:
     async def client(self) -> Client:
         """The Temporal client, connected on first use to ``temporal_address`` with
         :attr:`data_converter`; workers built from it use the same converter."""
+        if self._client is None and self._base is not None:
+            from .temporal._namespaces import in_namespace
+
+            self._client = in_namespace(await self._base.client(), self.temporal_namespace)
         if self._client is None:
             from temporalio.client import Client
 
@@ -392,6 +398,23 @@ class Orchestrator:
                 interceptors=interceptors,
             )
         return self._client
+
+    def in_namespace(self, namespace: str) -> Orchestrator:
+        """This orchestrator acting in another Temporal namespace: a tenant's view.
+
+        The view shares the connection (its client is made from this one's on first use),
+        the callables, workflows, activities, metrics and hooks; graphs it adds with
+        :meth:`add_graph` stay its own, and it sees the ones this orchestrator held when the
+        view was made.
+        """
+        view = copy.copy(self)
+        view.temporal_namespace = namespace
+        view.registry = self.registry.fork()
+        view._graphs = dict(self._graphs)
+        view._added = set(self._added)
+        view._client = None
+        view._base = self
+        return view
 
     def metrics_app(self, checks: Mapping[str, Check] | None = None) -> MonitoringApp:
         """An ASGI app serving ``/metrics`` (this orchestrator's, then the Temporal SDK's once

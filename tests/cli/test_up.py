@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,12 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from tests.server.chromium import Browser
 
 if TYPE_CHECKING:
     from belugaflow.temporal import DevServer
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "Press Ctrl-C to stop everything."
+CHROMIUM = shutil.which("chromium")
 
 
 class Up:
@@ -185,6 +188,7 @@ def test_up_runs_the_sample_orders_through_the_api_and_ctrl_c_stops_everything(
     assert "UP-1002  => out_of_stock" in out
     assert "UP-1003  waits in 'await_review' for a reviewer: approving" in out
     assert re.search(r"UP-1003  => completed: .*decided manual_review by rules", out)
+    assert "UP-1004  waits in 'await_review' for you to review it" in out
 
     pids = up.pids()
     assert set(pids) == {"temporal", "worker", "api"}
@@ -195,12 +199,29 @@ def test_up_runs_the_sample_orders_through_the_api_and_ctrl_c_stops_everything(
     assert status(docs) == 200
     assert status(f"{api}/healthz") == 200
     assert status(f"{api}/readyz") == 200
-    assert up.url("run page").startswith(f"{api}/runs/up-UP-1003-")
+    page = up.url("run page")
+    assert page.startswith(f"{api}/runs/up-UP-1004-")
+    shell = re.search(r"belugaflow workflows signal (\S+) review --value", out)
+    assert shell is not None and page.endswith(f"/runs/{shell[1]}")
     assert status(up.url("Temporal UI")) == 200
     assert status(up.url("metrics")) == 200  # the API's; the worker's follows on the line
     worker_metrics = re.search(r", (http://\S+/metrics) \(worker\)", out)
     assert worker_metrics is not None and status(worker_metrics[1]) == 200
     assert (data / "temporal.db").exists() and (data / "orders.db").exists()
+
+    # The person: opens the run page, sees the order wait for review, approves it there.
+    if CHROMIUM is not None:
+        with Browser(CHROMIUM, tmp_path) as browser:
+            browser.goto(page)
+            waiting = "document.querySelector('svg.graph [data-node=\"await_review\"]')"
+            browser.wait_until(f"{waiting}.dataset.status === 'waiting'", what="the review")
+            approve = 'button[data-signal="review"][data-value="approve"]'
+            browser.wait_until(f"!document.querySelector('{approve}').disabled", what="enabled")
+            browser.click(approve)
+            browser.wait_until(
+                "document.getElementById('status').textContent === 'completed'", what="done"
+            )
+            assert browser.exceptions() == []
 
     up.process.send_signal(signal.SIGINT)
     assert up.exit_code() == 0, up.output
@@ -279,7 +300,17 @@ def test_serve_says_which_port_it_cannot_listen_on(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = str(taken.getsockname()[1])
         done = subprocess.run(
-            [sys.executable, "-m", "belugaflow.cli", "serve", "--app", app, "--port", port],
+            [
+                sys.executable,
+                "-m",
+                "belugaflow.cli",
+                "serve",
+                "--app",
+                app,
+                "--port",
+                port,
+                "--no-auth",
+            ],
             cwd=tmp_path,
             env=env,
             capture_output=True,

@@ -124,14 +124,17 @@ class Browser:
             message["sessionId"] = self._session
         os.write(self._to, json.dumps(message).encode() + b"\0")
         deadline = time.monotonic() + timeout
-        while True:
-            for answer in self._read(deadline):
+        found: dict[str, Any] | None = None
+        while found is None:
+            for answer in self._read(deadline):  # every message read: events may follow it
                 if answer.get("id") == self._next:
-                    if "error" in answer:
-                        raise BrowserError(f"{method}: {answer['error']}")
-                    return answer.get("result", {})
-                if "method" in answer:
+                    found = answer
+                elif "method" in answer:
                     self.events.append(answer)
+        if "error" in found:
+            raise BrowserError(f"{method}: {found['error']}")
+        result: Any = found.get("result", {})
+        return result
 
     def _read(self, deadline: float) -> list[dict[str, Any]]:
         while b"\0" not in self._buffer:

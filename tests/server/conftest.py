@@ -32,14 +32,15 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class BackgroundApi:
-    """``create_app(orch)`` served by uvicorn on its own event loop in a daemon thread."""
+    """``create_app(orch)`` served by uvicorn on its own event loop in a daemon thread; auth
+    off unless ``options`` say otherwise."""
 
     def __init__(
         self, orch: Orchestrator, customize: Callable[[Any], None] | None = None, **options: Any
     ) -> None:
         self.orch = orch
         self.customize = customize
-        self.options = options
+        self.options = {"auth": "off", **options}
         self.url = ""
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

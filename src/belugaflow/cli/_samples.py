@@ -50,6 +50,8 @@ class Sample:
     """The graph's input (``OrderInput`` of the example)."""
     review: dict[str, Any] | None = None
     """The reviewer's verdict to send while the run waits for one; None: it needs none."""
+    yours: bool = False
+    """Left waiting for a person to review: on the run page, or from the shell."""
 
     @property
     def order_id(self) -> str:
@@ -69,8 +71,14 @@ SAMPLES: tuple[Sample, ...] = (
         {"order_id": "UP-1003", "product_id": "prod-1", "quantity": 1, "customer_tier": "new"},
         review={"verdict": "approve", "note": "approved through the REST API by belugaflow up"},
     ),
+    Sample(
+        "for you",
+        {"order_id": "UP-1004", "product_id": "prod-1", "quantity": 1, "customer_tier": "new"},
+        yours=True,
+    ),
 )
-"""In stock, out of stock, and one that waits for a reviewer (whom ``up`` plays)."""
+"""In stock, out of stock, one that waits for a reviewer (whom ``up`` plays), and one left
+waiting for the person at the keyboard."""
 
 
 class SampleError(Exception):
@@ -89,7 +97,8 @@ def submit_samples(
     api: str, *, run: str, echo: Callable[[str], None], samples: tuple[Sample, ...] = SAMPLES
 ) -> dict[str, str]:
     """Start ``samples`` through the API at ``api`` (``http://host:port``), approve the one
-    that waits for a reviewer through the API, and print each result with ``echo``.
+    that waits for a reviewer through the API, and print each result with ``echo``; the ones
+    left for a person are followed until they wait for their review.
 
     Args:
         api: The API's base URL.
@@ -108,14 +117,15 @@ def submit_samples(
     runs = [_start(start_url, sample, f"up-{sample.order_id}-{run}", echo) for sample in samples]
     deadline = time.monotonic() + _DEADLINE
     for item in runs:
-        if item.sample.review is not None:
+        if item.sample.review is not None or item.sample.yours:
             _review(api, item, echo)
     for item in runs:
-        while not item.finished:
+        while not item.finished and not item.sample.yours:
             if time.monotonic() > deadline:
                 raise SampleError(f"{item.sample.order_id} ({item.id}) did not finish in time")
             _poll(api, item, _RESULT_WAIT)
-        echo(_describe(item))
+        if not item.sample.yours:
+            echo(_describe(item))
     return {item.sample.order_id: item.id for item in runs}
 
 
@@ -131,7 +141,7 @@ def _start(url: str, sample: Sample, id: str, echo: Callable[[str], None]) -> _R
 
 def _review(api: str, item: _Run, echo: Callable[[str], None]) -> None:
     """Once the run waits for the review signal (its ``progress`` query says so), send the
-    sample's verdict."""
+    sample's verdict, or say that it waits for the person."""
     url = f"{api}{_API}/workflows/{item.id}/queries/progress"
     deadline = time.monotonic() + _REVIEW_DEADLINE
     while True:
@@ -157,6 +167,9 @@ def _review(api: str, item: _Run, echo: Callable[[str], None]) -> None:
         if time.monotonic() > deadline:
             raise SampleError(f"{item.sample.order_id} did not reach its review in time")
         time.sleep(0.1)
+    if item.sample.yours:
+        echo(f"  {item.sample.order_id}  waits in {node!r} for you to review it (below)")
+        return
     url = f"{api}{_API}/workflows/{item.id}/signals/{REVIEW_SIGNAL}"
     echo(f"  {item.sample.order_id}  waits in {node!r} for a reviewer: approving (POST {url})")
     status, answer = _request("POST", url, item.sample.review)

@@ -14,7 +14,7 @@ from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._target import TargetError, load_orchestrator
 from belugaflow.cli._worker import ERROR, AddressOption, AppOption, NamespaceOption
 from belugaflow.cli._worker import _configure_logs as configure_logs
-from belugaflow.config import ServerConfig
+from belugaflow.config import ConfigError, ServerConfig
 
 if TYPE_CHECKING:
     from belugaflow import Orchestrator
@@ -52,12 +52,22 @@ def serve(
         str | None,
         typer.Option(help="Task queue the started workflows go to [default: the orchestrator's]."),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Need no API key (as server.auth.enabled: false): everyone acts as one tenant,"
+            " so the API listens on 127.0.0.1 only.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the REST API of an orchestrator (OpenAPI at /docs) until Ctrl-C or SIGTERM.
 
     The API starts, signals and reads workflows on the Temporal server the app's
     temporal.address names (or --address); it starts no server of its own, and workers
-    (`belugaflow worker`) run the workflows. Exits 0 after a clean stop, 1 if it cannot start.
+    (`belugaflow worker`) run the workflows. Every /api/v1 route needs an API key of the
+    app's server.auth (`belugaflow keys create`), unless auth is off, explicitly. Exits 0
+    after a clean stop, 1 if it cannot start.
     """
     try:
         orch = load_orchestrator(app, search_dir=os.getcwd())
@@ -77,9 +87,17 @@ def serve(
     host = host or configured_host
     port = configured_port if port is None else port
     try:
-        api = create_app(orch)
+        api = create_app(orch, auth="off" if no_auth else None)
+    except ConfigError as error:  # no keys, a keys file that is missing or invalid
+        fail(str(error))
     except Exception as error:  # the app's own definitions (schemas, graphs) may be invalid
         fail(f"the API for {app} could not be built: {type(error).__name__}: {error}")
+    keys = api.state.tenancy.keys
+    if keys is None:
+        access = "auth off: no API key needed, so it listens on 127.0.0.1 only"
+    else:
+        tenants = ", ".join(f"{t.name} (namespace {t.namespace!r})" for t in keys.tenants.values())
+        access = f"{len(keys)} API keys for tenants {tenants}"
 
     listening: list[str] = []
 
@@ -88,7 +106,7 @@ def serve(
         typer.echo(
             f"API for {app} at {url} (docs at {url}/docs), Temporal at {orch.temporal_address}"
             f" (namespace {orch.temporal_namespace!r}, task queue"
-            f" {orch.workflow_task_queue!r}); SIGTERM or Ctrl-C stops",
+            f" {orch.workflow_task_queue!r}); {access}; SIGTERM or Ctrl-C stops",
             err=True,
         )
 

@@ -76,7 +76,6 @@ _READY_TIMEOUT = 60.0
 _STOP_TIMEOUT = 10.0
 _POLL = 0.2
 _PROBE_TIMEOUT = 2.0
-_RETENTION = timedelta(days=3)
 _LOG_TAIL_LINES = 20
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -354,7 +353,9 @@ def _bring_up(
         "worker", ["worker", *target, "--metrics-port", str(worker_port)], data_dir / "worker.log"
     )
     api = stack.spawn(
-        "api", ["serve", *target, "--host", HOST, "--port", str(port)], data_dir / "api.log"
+        "api",
+        ["serve", *target, "--host", HOST, "--port", str(port), "--no-auth"],
+        data_dir / "api.log",
     )
     metrics_host = orch.metrics_host if orch.metrics_host not in ("0.0.0.0", "::", "") else HOST
     worker_url = f"http://{metrics_host}:{worker_port}"
@@ -380,19 +381,24 @@ def _bring_up(
             ids = submit_samples(api_url, run=run, echo=_echo)
         except SampleError as error:
             raise _Failed(f"the sample orders failed: {error}") from None
-        review_id = ids.get("UP-1003", review_id)
+        review_id = ids.get("UP-1004", review_id)
     else:
         typer.echo("Sample orders: not sent (--samples sends the order example's).")
 
     rows = [
         ("API docs", f"{api_url}/docs"),
-        ("run page", f"{api_url}/runs/{review_id}"),
+        ("run page", f"{api_url}/runs/{review_id}  (approve or reject the order there)"),
         ("Temporal UI", temporal.ui or "none (the server was already running; see its own)"),
         ("metrics", f"{api_url}/metrics (API), {worker_url}/metrics (worker)"),
+        ("API keys", "none needed: up serves this machine only (belugaflow serve needs keys)"),
     ]
     typer.echo("Open:")
     for key, value in rows:
         typer.echo(f"  {key:<12}  {value}")
+    typer.echo(
+        "Or from another shell: belugaflow workflows signal"
+        f' {review_id} review --value \'{{"verdict": "approve"}}\''
+    )
     typer.echo("Press Ctrl-C to stop everything.")
     while True:
         died = stack.dead()
@@ -529,37 +535,11 @@ def _ensure_namespace(address: str, namespace: str) -> None:
     """Register ``namespace`` at ``address`` unless it exists; return once it answers."""
 
     async def ensure() -> None:
-        from google.protobuf.duration_pb2 import Duration
-        from temporalio.api.workflowservice.v1 import (
-            DescribeNamespaceRequest,
-            RegisterNamespaceRequest,
-        )
         from temporalio.client import Client
-        from temporalio.service import RPCError, RPCStatusCode
 
-        client = await Client.connect(address)
-        service = client.workflow_service
-        retention = Duration(seconds=int(_RETENTION.total_seconds()))
-        try:
-            await service.register_namespace(
-                RegisterNamespaceRequest(
-                    namespace=namespace,
-                    description="runs of belugaflow up",
-                    workflow_execution_retention_period=retention,
-                )
-            )
-        except RPCError as error:
-            if error.status != RPCStatusCode.ALREADY_EXISTS:
-                raise
-        deadline = time.monotonic() + 30.0
-        while True:
-            try:
-                await service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
-                return
-            except RPCError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(_POLL)
+        from belugaflow.temporal._namespaces import ensure_namespace
+
+        await ensure_namespace(await Client.connect(address), namespace)
 
     try:
         asyncio.run(ensure())

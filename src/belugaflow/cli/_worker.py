@@ -73,9 +73,13 @@ def worker(
         from belugaflow.temporal._worker import run_worker
     except ImportError as error:
         fail(f"{error}; install the extra: pip install 'belugaflow[temporal]'")
+    # The tenants' namespaces too: the REST API starts each tenant's runs in its own.
+    tenants = orch.config.server.auth.namespaces() if orch.config is not None else {}
+    namespaces = [orch.temporal_namespace, *tenants.values()]
     typer.echo(
         f"worker for {app}: polling task queue {queue!r} at {orch.temporal_address}"
-        f" (namespace {orch.temporal_namespace!r}); SIGTERM or Ctrl-C drains and stops",
+        f" (namespace {', '.join(map(repr, dict.fromkeys(namespaces)))});"
+        " SIGTERM or Ctrl-C drains and stops",
         err=True,
     )
     port = orch.metrics_port if metrics_port is None else metrics_port
@@ -91,6 +95,7 @@ def worker(
                 task_queue=queue,
                 metrics_port=None if port == -1 else port,
                 on_serving=serving,
+                namespaces=namespaces,
             )
         )
     except Exception as error:  # the server cannot be reached, the app's activities are invalid

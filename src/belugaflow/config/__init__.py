@@ -10,7 +10,9 @@ from belugaflow._errors import ConfigError, MissingEnvVarError
 from belugaflow._public import show_public_paths as _show_public_paths
 from belugaflow.config._loader import load_config, load_config_text
 from belugaflow.config._models import (
+    ApiKeyConfig,
     AppConfig,
+    AuthConfig,
     BreakerConfig,
     ChainConfig,
     Config,
@@ -32,11 +34,14 @@ from belugaflow.config._models import (
     Secret,
     ServerConfig,
     TemporalConfig,
+    TenantConfig,
     WorkflowConfig,
 )
 
 __all__ = [
+    "ApiKeyConfig",
     "AppConfig",
+    "AuthConfig",
     "BreakerConfig",
     "ChainConfig",
     "Config",
@@ -60,6 +65,7 @@ __all__ = [
     "Secret",
     "ServerConfig",
     "TemporalConfig",
+    "TenantConfig",
     "WorkflowConfig",
     "load_config",
     "load_config_text",

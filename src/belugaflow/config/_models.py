@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     PlainSerializer,
+    model_validator,
 )
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
@@ -23,7 +24,9 @@ from belugaflow._duration import format_duration, parse_duration
 from belugaflow._errors import MissingEnvVarError
 
 __all__ = [
+    "ApiKeyConfig",
     "AppConfig",
+    "AuthConfig",
     "BreakerConfig",
     "ChainConfig",
     "Config",
@@ -43,6 +46,7 @@ __all__ = [
     "RulesConfig",
     "Secret",
     "TemporalConfig",
+    "TenantConfig",
     "WorkflowConfig",
 ]
 
@@ -485,6 +489,80 @@ class MonitoringConfig(_Section):
     """Log settings."""
 
 
+_TENANT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_NAMESPACE = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$"
+_KEY_HASH = r"^sha256:[0-9a-f]{64}$"
+
+
+class ApiKeyConfig(_Section):
+    """One API key of ``server.auth.keys`` (or of the keys file): stored hashed, never as
+    the key itself. ``belugaflow keys create TENANT`` makes one."""
+
+    tenant: str = Field(pattern=_TENANT)
+    """The tenant the key acts for; one of ``server.auth.tenants``."""
+    hash: str = Field(pattern=_KEY_HASH)
+    """``sha256:`` and the hex SHA-256 of the key."""
+    name: str = ""
+    """What the key is for (``ci``, ``alice's laptop``), to tell keys apart. Default none."""
+
+
+class TenantConfig(_Section):
+    """One tenant of ``server.auth.tenants``."""
+
+    namespace: str | None = Field(default=None, pattern=_NAMESPACE)
+    """The Temporal namespace of the tenant's runs. Default: the tenant's name."""
+
+
+def _tenant_names(value: object) -> object:
+    # `tenants: [acme, globex]` is short for `{acme: {}, globex: {}}`; so is `acme:` alone,
+    # and `acme,globex` (an environment override, BELUGAFLOW__SERVER__AUTH__TENANTS).
+    if isinstance(value, str):
+        value = [name.strip() for name in value.split(",") if name.strip()]
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        value = dict.fromkeys(value)
+    if isinstance(value, dict):
+        return {name: {} if tenant is None else tenant for name, tenant in value.items()}
+    return value
+
+
+class AuthConfig(_Section):
+    """The ``server.auth`` section: API keys and the tenants they act for."""
+
+    enabled: bool = True
+    """Require an API key (``Authorization: Bearer KEY``) on every ``/api/v1`` route.
+    ``false`` serves everyone as one tenant, and then the API listens on 127.0.0.1 only.
+    Default true."""
+    tenants: Annotated[
+        dict[Annotated[str, Field(pattern=_TENANT)], TenantConfig],
+        BeforeValidator(_tenant_names),
+    ] = {}
+    """The tenants, by name (lowercase letters, digits, ``-``, ``_``): each sees only its
+    own runs, kept in its own Temporal namespace. A list of names (or ``acme,globex``) is
+    short for each with its defaults. Default none."""
+    keys: list[ApiKeyConfig] = []
+    """API keys, hashed. Default none."""
+    keys_file: str | None = None
+    """A YAML file with more keys (``keys: [...]``, as above), read again when it changes, so
+    keys can be added and revoked without a restart. Relative to the working directory.
+    Default none."""
+
+    def namespaces(self) -> dict[str, str]:
+        """Each tenant's Temporal namespace, by tenant (none when auth is off)."""
+        if not self.enabled:
+            return {}
+        return {name: tenant.namespace or name for name, tenant in self.tenants.items()}
+
+    @model_validator(mode="after")
+    def _known_tenants(self) -> AuthConfig:
+        for index, key in enumerate(self.keys):
+            if key.tenant not in self.tenants:
+                raise ValueError(
+                    f"keys[{index}] is for tenant {key.tenant!r}, which server.auth.tenants"
+                    " does not name"
+                )
+        return self
+
+
 class ServerConfig(_Section):
     """The ``server`` section: the REST API (:func:`belugaflow.server.create_app`)."""
 
@@ -496,6 +574,8 @@ class ServerConfig(_Section):
     max_body_bytes: _Int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, in bytes; a larger one is refused with 413 before it is
     read whole. Default 1 MiB (1048576)."""
+    auth: AuthConfig = AuthConfig()
+    """API keys and tenants."""
 
 
 class Config(_Section):

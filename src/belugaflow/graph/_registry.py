@@ -37,6 +37,14 @@ class Registry:
         """The compiled graph ``name`` at ``version``, if there is one (compiles nothing)."""
         return self._graphs.get(name, {}).get(version)
 
+    def fork(self) -> Registry:
+        """A registry with the same callables (registered on either, seen by both) and a copy
+        of the graphs: graphs added to the fork stay its own."""
+        fork = Registry()
+        fork._items = self._items
+        fork._graphs = {name: dict(versions) for name, versions in self.graphs.items()}
+        return fork
+
     def add_builder(self, graph: Graph) -> None:
         """Count ``graph`` among :attr:`graphs` once it is built."""
         self._builders.append(graph)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .._errors import ConfigError
+from ..config import AuthConfig, ServerConfig
 from ..monitoring import Check
+from ._auth import ApiKeys, Tenancy
 from ._events import KEEPALIVE, event_routes
 from ._graphs import graph_routes
 from ._page import page_routes
@@ -31,6 +34,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 def create_app(
     orch: Orchestrator,
     *,
+    auth: ApiKeys | Literal["off"] | None = None,
     max_body_bytes: int | None = None,
     checks: Mapping[str, Check] | None = None,
     sse_keepalive: float = KEEPALIVE,
@@ -44,19 +48,26 @@ def create_app(
     and drives runs on its Temporal client (connected on first use). Workers are separate:
     ``belugaflow worker`` with the same app, or :func:`~belugaflow.temporal.run_worker`.
 
+    Every ``/api/v1`` route needs an API key (``Authorization: Bearer KEY``) and acts for
+    the key's tenant, in the tenant's Temporal namespace; the monitoring routes, the docs and
+    the run page's HTML need none.
+
     Args:
         orch: The orchestrator whose graphs and workflows the API serves.
+        auth: The keys to accept (:class:`ApiKeys`), or ``"off"``: everyone acts through
+            ``orch``, and :func:`serving` then listens on 127.0.0.1 only. Default: the
+            ``server.auth`` section of ``orch.config``; auth on with no keys is an error.
         max_body_bytes: Largest request body, in bytes (413 beyond); default
             ``server.max_body_bytes`` of ``orch.config``, else 1 MiB.
         checks: Readiness checks besides ``temporal`` (the server answers), for ``/readyz``.
         sse_keepalive: Seconds between keep-alive comments on an idle event stream.
         title: The OpenAPI title.
     """
+    server = orch.config.server if orch.config is not None else ServerConfig()
+    if auth is None:
+        auth = _configured_auth(server.auth)
     if max_body_bytes is None:
-        config = orch.config
-        max_body_bytes = (
-            config.server.max_body_bytes if config is not None else DEFAULT_MAX_BODY_BYTES
-        )
+        max_body_bytes = server.max_body_bytes
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
     from .. import __version__
@@ -71,11 +82,11 @@ def create_app(
         openapi_url="/openapi.json",
     )
     api = APIRouter(prefix=API_PREFIX)
-    api.include_router(event_routes(orch, keepalive=sse_keepalive))
-    api.include_router(workflow_routes(orch))
-    api.include_router(graph_routes(orch))
+    api.include_router(event_routes(keepalive=sse_keepalive))
+    api.include_router(workflow_routes())
+    api.include_router(graph_routes())
     app.include_router(api)
-    app.include_router(page_routes(orch))  # /runs/{id}: the run page (HTML)
+    app.include_router(page_routes())  # /runs/{id}: the run page (HTML)
     monitoring = _Monitoring(orch, checks or {})
     for path in ("/healthz", "/readyz", "/metrics"):
         app.router.routes.append(Route(path, monitoring, methods=["GET"]))
@@ -84,12 +95,27 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(CatchAll)  # added last: the outermost, so it sees every failure
     app.state.orch = orch
+    app.state.tenancy = Tenancy(orch, None if auth == "off" else auth)
     return app
+
+
+def _configured_auth(config: AuthConfig) -> ApiKeys | Literal["off"]:
+    if not config.enabled:
+        return "off"
+    keys = ApiKeys.from_config(config)
+    if not len(keys):
+        raise ConfigError(
+            "the API needs keys, and none are configured: make one with `belugaflow keys"
+            " create TENANT`, or switch auth off explicitly (server.auth.enabled: false)",
+            key="server.auth",
+        )
+    return keys
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, with every error response a problem (``application/problem+json``
-    only: FastAPI adds ``application/json`` beside it, and its own 422 shape)."""
+    only: FastAPI adds ``application/json`` beside it, and its own 422 shape), and with keys
+    on, the bearer scheme and a 401 on every route under ``/api/v1``."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title,
@@ -98,8 +124,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             routes=app.routes,
         )
         problem = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}
-        for operations in schema.get("paths", {}).values():
+        keyed = app.state.tenancy.keys is not None
+        if keyed:
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["apiKey"] = {"type": "http", "scheme": "bearer"}
+        for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
+                if keyed and path.startswith(API_PREFIX):
+                    operation["security"] = [{"apiKey": []}]
+                    operation["responses"]["401"] = {"description": "No key, or a wrong one"}
                 for status, response in operation.get("responses", {}).items():
                     if status[0] in "45":
                         response["content"] = problem

@@ -26,11 +26,12 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
 from ..temporal._history import HistoryMessage, MessageId, parse_message_id, watch
+from ._auth import Scoped
 from ._problems import Problem, responses
 from ._runs import connected, find_run
 
 if TYPE_CHECKING:
-    from .._orchestrator import Orchestrator
+    pass
 
 __all__ = ["KEEPALIVE", "event_routes", "sse"]
 
@@ -46,7 +47,7 @@ def sse(message: HistoryMessage) -> bytes:
     return f"id: {message.sse_id}\nevent: {message.name}\ndata: {data}\n\n".encode()
 
 
-def event_routes(orch: Orchestrator, *, keepalive: float = KEEPALIVE) -> APIRouter:
+def event_routes(*, keepalive: float = KEEPALIVE) -> APIRouter:
     """The events route."""
     router = APIRouter(tags=["workflows"])
 
@@ -67,6 +68,7 @@ def event_routes(orch: Orchestrator, *, keepalive: float = KEEPALIVE) -> APIRout
         ),
     )
     async def workflow_events(
+        orch: Scoped,
         id: Annotated[str, Path(description="The workflow id.")],
         last_event_id: Annotated[
             str | None,

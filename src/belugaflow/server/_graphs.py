@@ -23,6 +23,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from .._errors import InputError, RunError, SpecError
 from .._schema import problems
 from ..graph import GraphSpec
+from ._auth import Scoped
 from ._models import (
     ID_PATTERN,
     GraphDetail,
@@ -209,17 +210,18 @@ def _load_yaml(body: bytes) -> Any:
     return yaml.safe_load(body)
 
 
-def graph_routes(orch: Orchestrator) -> APIRouter:
+def graph_routes() -> APIRouter:
     """The routes under ``/graphs``."""
     router = APIRouter(prefix="/graphs", tags=["graphs"])
 
     @router.get("", summary="List graphs")
-    async def list_graphs() -> list[GraphItem]:
+    async def list_graphs(orch: Scoped) -> list[GraphItem]:
         """Every graph the app's workers run, each a workflow type of its name."""
         return [_item(orch, name) for name in sorted(orch.registry.graphs)]
 
     @router.get("/{name}", summary="Show a graph", responses=responses(404, 422))
     async def show_graph(
+        orch: Scoped,
         name: GraphName,
         version: Annotated[int | None, Query(ge=1, description="Default: the newest.")] = None,
     ) -> GraphDetail:
@@ -262,7 +264,7 @@ def graph_routes(orch: Orchestrator) -> APIRouter:
             ok={200: {"model": GraphRegistered, "description": "Already registered"}},
         ),
     )
-    async def register_graph(request: Request, response: Response) -> GraphRegistered:
+    async def register_graph(orch: Scoped, request: Request, response: Response) -> GraphRegistered:
         """Register a graph defined as JSON or YAML (``Content-Type: application/json`` or
         ``application/yaml``) whose nodes and routers name callables the app registered. It is
         checked exactly as a built graph is (422 listing each problem), versioned (another
@@ -299,6 +301,7 @@ def graph_routes(orch: Orchestrator) -> APIRouter:
         responses=responses(400, 404, 409, 413, 422),
     )
     async def invoke_graph(
+        orch: Scoped,
         name: GraphName,
         input: Annotated[dict[str, Any], Body(description="The initial state.")],
     ) -> dict[str, Any]:
@@ -340,6 +343,7 @@ def graph_routes(orch: Orchestrator) -> APIRouter:
         responses=START_RESPONSES,
     )
     async def start_graph_run(
+        orch: Scoped,
         name: GraphName,
         response: Response,
         input: Annotated[dict[str, Any], Body(description="The initial state.")],

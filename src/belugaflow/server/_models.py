@@ -14,7 +14,9 @@ __all__ = [
     "NodeRow",
     "QueryAnswer",
     "RunErrorBody",
+    "RunGraph",
     "SignalAccepted",
+    "SignalInfo",
     "StartWorkflow",
     "Status",
     "StopRequested",
@@ -211,3 +213,28 @@ class GraphRegistered(BaseModel):
     name: str
     version: int
     created: bool
+
+
+class SignalInfo(BaseModel):
+    """A signal a run takes."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    name: str
+    schema_: dict[str, Any] | None = Field(
+        alias="schema", description="JSON Schema of its value; null: it takes none."
+    )
+    waits: list[str] = Field(description="The wait nodes that wait for it.")
+
+
+class RunGraph(BaseModel):
+    """What a run's page draws: the run's graph, and the signals the run takes."""
+
+    id: str
+    run_id: str
+    type: str
+    svg: str | None = Field(
+        description="The graph drawn (SVG; each node a <g data-node=NAME>); null for a"
+        " hand-written workflow."
+    )
+    signals: list[SignalInfo]

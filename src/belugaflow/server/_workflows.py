@@ -16,11 +16,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from .._schema import problems
 from ..temporal._timeline import fetch_timeline
+from ._auth import Scoped
+from ._drawing import graph_svg
 from ._models import (
     ID_PATTERN,
     IfExists,
     QueryAnswer,
+    RunGraph,
     SignalAccepted,
+    SignalInfo,
     StartWorkflow,
     Status,
     StopRequested,
@@ -77,7 +81,7 @@ async def read_json(request: Request) -> Any:
         raise Problem(400, "invalid_json", f"the body is not JSON: {error}") from None
 
 
-def workflow_routes(orch: Orchestrator) -> APIRouter:
+def workflow_routes() -> APIRouter:
     """The routes under ``/workflows``."""
     router = APIRouter(prefix="/workflows", tags=["workflows"])
 
@@ -88,7 +92,10 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         responses=START_RESPONSES,
     )
     async def start_workflow(
-        body: StartWorkflow, response: Response, if_exists: IfExistsQuery = "use_existing"
+        orch: Scoped,
+        body: StartWorkflow,
+        response: Response,
+        if_exists: IfExistsQuery = "use_existing",
     ) -> WorkflowRun:
         """Start a run of a graph (by name) or a hand-written workflow (by type) on ``input``,
         checked against the type's published schema first (422 naming each field; nothing
@@ -108,6 +115,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
 
     @router.get("", summary="List workflows", responses=responses(400, 422, 503))
     async def list_workflows(
+        orch: Scoped,
         status: Annotated[Status | None, Query(description="Only runs with this status.")] = None,
         type: TypeFilter = None,
         limit: Annotated[int, Query(ge=1, le=1000, description="Most runs per page.")] = 20,
@@ -144,10 +152,33 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         return WorkflowList(items=items, next_cursor=cursor)
 
     @router.get("/{id}", summary="Show a workflow", responses=responses(404, 503))
-    async def show_workflow(id: WorkflowId) -> WorkflowDetail:
+    async def show_workflow(orch: Scoped, id: WorkflowId) -> WorkflowDetail:
         """Status, the result or error once it ended, and the timeline (each node's first
         start, end, attempts, outcome and last error)."""
         return await _detail(orch, await find_run(orch, id))
+
+    @router.get("/{id}/graph", summary="Draw a workflow's graph", responses=responses(404, 503))
+    async def workflow_graph(orch: Scoped, id: WorkflowId) -> RunGraph:
+        """The run's graph drawn as SVG (at the run's version; null for a hand-written
+        workflow) and the signals the run takes, each with its schema and the wait nodes
+        waiting for it: what the run page shows."""
+        run = await find_run(orch, id)
+        schema = run_schema(orch, run)
+        waits: dict[str, list[str]] = {}
+        for node in run.spec.nodes if run.spec is not None else ():
+            if node.wait is not None:
+                waits.setdefault(node.wait.signal, []).append(node.name)
+        signals = schema["signals"] if schema is not None else {}
+        return RunGraph(
+            id=run.id,
+            run_id=run.run_id,
+            type=run.type,
+            svg=graph_svg(run.spec) if run.spec is not None else None,
+            signals=[
+                SignalInfo(name=name, schema=value, waits=waits.get(name, []))
+                for name, value in signals.items()
+            ],
+        )
 
     @router.get(
         "/{id}/result",
@@ -157,6 +188,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         ),
     )
     async def workflow_result(
+        orch: Scoped,
         id: WorkflowId,
         response: Response,
         wait: Annotated[
@@ -195,6 +227,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         responses=responses(400, 404, 409, 413, 422, 503),
     )
     async def send_signal(
+        orch: Scoped,
         id: WorkflowId,
         name: Annotated[str, Path(description="The signal: a wait's, or 'resolve'.")],
         request: Request,
@@ -237,7 +270,9 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         "/{id}/queries/{name}", summary="Query a workflow", responses=responses(404, 409, 503)
     )
     async def query_workflow(
-        id: WorkflowId, name: Annotated[str, Path(description="The query, e.g. 'progress'.")]
+        orch: Scoped,
+        id: WorkflowId,
+        name: Annotated[str, Path(description="The query, e.g. 'progress'.")],
     ) -> QueryAnswer:
         """Ask the run a query (every graph run answers ``progress``); a worker answers it,
         for a closed run too."""
@@ -272,7 +307,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         summary="Cancel a workflow",
         responses=responses(404, 409, 503),
     )
-    async def cancel_workflow(id: WorkflowId) -> StopRequested:
+    async def cancel_workflow(orch: Scoped, id: WorkflowId) -> StopRequested:
         """Ask the run to stop: it runs its compensation and ends cancelled (watch its status
         or events)."""
         run = await find_run(orch, id)
@@ -292,7 +327,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         responses=responses(400, 404, 409, 413, 422, 503),
     )
     async def terminate_workflow(
-        id: WorkflowId, body: Annotated[TerminateWorkflow | None, Body()] = None
+        orch: Scoped, id: WorkflowId, body: Annotated[TerminateWorkflow | None, Body()] = None
     ) -> StopRequested:
         """End the run on the server at once: no workflow code runs again, so no compensation
         happens (prefer cancel)."""
@@ -317,6 +352,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         responses=START_RESPONSES,
     )
     async def execute_workflow(
+        orch: Scoped,
         name: Annotated[str, Path(description="A graph's name or a workflow's type.")],
         response: Response,
         input: Annotated[Any, Body(description="The input.")] = None,
@@ -335,6 +371,7 @@ def workflow_routes(orch: Orchestrator) -> APIRouter:
         "/{name}/status", summary="Show a workflow of a type (alias)", responses=responses(404, 503)
     )
     async def workflow_status(
+        orch: Scoped,
         name: Annotated[str, Path(description="The workflow's type.")],
         id: Annotated[str, Query(min_length=1, description="The workflow id.")],
     ) -> WorkflowDetail:

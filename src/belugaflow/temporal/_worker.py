@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from ._engine import graph_worker
+from ._namespaces import ensure_namespace, in_namespace
 
 if TYPE_CHECKING:
     from .._orchestrator import Orchestrator
@@ -58,6 +60,7 @@ async def run_worker(
     stop: asyncio.Event | None = None,
     metrics_port: int | None = None,
     on_serving: Callable[[str], None] | None = None,
+    namespaces: Sequence[str] = (),
     **options: Any,
 ) -> None:
     """Poll until ``stop`` is set — or, without ``stop``, until SIGTERM or SIGINT — then stop
@@ -79,6 +82,10 @@ async def run_worker(
     ``/readyz`` with the checks ``temporal`` (the server answers) and ``worker`` (it polls).
     ``on_serving`` is called with the base URL once it listens.
 
+    With ``namespaces`` (the tenants' of ``server.auth``), the process polls the task queue
+    in each of them too, one worker per namespace over the same connection, creating a
+    namespace that does not exist yet.
+
     With tracing on, the spans still batched are delivered before it returns (waiting at most
     a few seconds for an endpoint that is down), so a worker stopped by SIGTERM loses none.
     """
@@ -91,12 +98,21 @@ async def run_worker(
             if signal.getsignal(signum) in _DEFAULT_HANDLERS:
                 loop.add_signal_handler(signum, stop.set)
                 installed.append(signum)
-    worker = create_worker(client, orch, task_queue=task_queue, **options)
+    workers = [create_worker(client, orch, task_queue=task_queue, **options)]
+    for namespace in dict.fromkeys(namespaces):
+        if namespace != client.namespace:
+            other = in_namespace(client, namespace)
+            await ensure_namespace(other, namespace)
+            view = orch.in_namespace(namespace)
+            view.use_client(other)
+            workers.append(create_worker(other, view, task_queue=task_queue, **options))
     server = None
     try:
         if metrics_port is not None:
-            server = await _serve_monitoring(orch, client, worker, metrics_port, on_serving)
-        async with worker:
+            server = await _serve_monitoring(orch, client, workers, metrics_port, on_serving)
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
             await stop.wait()
     finally:
         if server is not None:
@@ -142,7 +158,7 @@ class _Monitoring:
 async def _serve_monitoring(
     orch: Orchestrator,
     client: Client,
-    worker: Worker,
+    workers: Sequence[Worker],
     port: int,
     on_serving: Callable[[str], None] | None,
 ) -> _Monitoring:
@@ -150,8 +166,12 @@ async def _serve_monitoring(
         await client.service_client.check_health()
 
     async def polling() -> None:
-        if not worker.is_running or worker.is_shutdown:
-            raise RuntimeError(f"the worker is not polling task queue {worker.task_queue!r}")
+        for worker in workers:
+            if not worker.is_running or worker.is_shutdown:
+                raise RuntimeError(
+                    f"the worker is not polling task queue {worker.task_queue!r} (namespace"
+                    f" {worker.client.namespace!r})"
+                )
 
     monitoring = _Monitoring(orch.metrics_app({"temporal": temporal, "worker": polling}))
     try:
