@@ -137,7 +137,7 @@ def _raw_params(model: OpenAIChatModel) -> dict[str, Any]:
     from belugaflow.llms._decide import DEFAULT_INSTRUCTIONS, _prompt, _schema
     from belugaflow.llms._model import ChatRequest
 
-    prompt = _prompt(CONTEXT, CHOICES, DEFAULT_INSTRUCTIONS)
+    prompt = _prompt(CONTEXT, CHOICES, DEFAULT_INSTRUCTIONS, "")
     request = ChatRequest(messages=prompt, response_format=_schema(CHOICES))
     return model._params(request, model._mode())
 

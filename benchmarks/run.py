@@ -24,7 +24,7 @@ from typing import Any
 
 from belugaflow import Orchestrator
 
-from . import api, chaos, durable, durable_scale
+from . import api, chaos, durable, durable_scale, embedders, memory
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
 from .instrumentation import w11
@@ -154,6 +154,11 @@ def w4(quick: bool) -> list[Record]:
     ]  # fmt: skip
 
 
+def w13(quick: bool) -> list[Record]:
+    """Memory recall: the stores at 10,000 entries, then the local embedder."""
+    return memory.w13_stores(quick) + embedders.w13_embedders(quick)
+
+
 WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W1": w1,
     "W2": w2,
@@ -166,6 +171,7 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W10": w10,
     "W11": w11,
     "W12": api.w12,
+    "W13": w13,
     "chaos": chaos.chaos,
 }
 ON_REQUEST = frozenset({"chaos"})

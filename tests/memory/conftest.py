@@ -21,6 +21,7 @@ import pytest
 
 from belugaflow.memory import (
     InProcessStore,
+    LocalEmbedder,
     PostgresStore,
     SQLiteStore,
     Store,
@@ -102,3 +103,15 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 def store(backend: Backend) -> Store:
     """A store of the backend's kind on fresh data."""
     return backend.open()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh cache directory, so each session makes the int8 model as a first use does."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def local(models_dir: Path) -> LocalEmbedder:
+    """The default local embedder; its model loads on the first test that embeds."""
+    return LocalEmbedder(cache_dir=models_dir)

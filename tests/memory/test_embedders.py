@@ -88,18 +88,6 @@ def tfidf(texts: list[str]) -> np.ndarray:
 # --- the local model -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh cache directory, so each session makes the int8 model as a first use does."""
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="session")
-def local(models_dir: Path) -> LocalEmbedder:
-    """The default local embedder; its model loads on the first test that embeds."""
-    return LocalEmbedder(cache_dir=models_dir)
-
-
 async def test_local_vectors_are_unit_rows_in_the_order_of_the_texts(
     local: LocalEmbedder,
 ) -> None:

@@ -72,6 +72,7 @@ async def adecide(
     *,
     instructions: str = DEFAULT_INSTRUCTIONS,
     fallback: ChatModel | str | None = None,
+    recalled: str = "",
 ) -> Decision:
     """Ask ``model`` to pick one of ``choices`` for ``context``; never return an invalid choice.
 
@@ -92,6 +93,9 @@ async def adecide(
         instructions: What to decide, in words, e.g. ``"Approve, review or reject this
             order."``
         fallback: A last resort: a model (typically rules) or one of ``choices``.
+        recalled: What memory recalls for this decision (earlier, similar cases and how they
+            ended: :meth:`belugaflow.memory.Recalled.text`), shown to models under its own
+            heading. A rules table reads only ``context``: put what a rule should weigh there.
 
     Returns:
         The decision, with who made it and whether a fallback was used.
@@ -112,7 +116,7 @@ async def adecide(
     allowed = _check_choices(choices)
     if isinstance(fallback, str) and fallback not in allowed:
         raise ValueError(f"decide(): fallback choice {fallback!r} is not one of {list(allowed)}")
-    prompt = _prompt(context, allowed, instructions)
+    prompt = _prompt(context, allowed, instructions, recalled)
     deciders = list(model._candidates())
     if isinstance(fallback, ChatModel):
         deciders += fallback._candidates()
@@ -147,10 +151,18 @@ def decide(
     *,
     instructions: str = DEFAULT_INSTRUCTIONS,
     fallback: ChatModel | str | None = None,
+    recalled: str = "",
 ) -> Decision:
     """Sync :func:`adecide`. Not for use inside a running event loop."""
     return run_sync(
-        adecide(model, context, choices, instructions=instructions, fallback=fallback),
+        adecide(
+            model,
+            context,
+            choices,
+            instructions=instructions,
+            fallback=fallback,
+            recalled=recalled,
+        ),
         what="decide()",
     )
 
@@ -170,7 +182,7 @@ def _check_choices(choices: Sequence[str]) -> tuple[str, ...]:
 
 
 def _prompt(
-    context: Mapping[str, Any] | str, allowed: tuple[str, ...], instructions: str
+    context: Mapping[str, Any] | str, allowed: tuple[str, ...], instructions: str, recalled: str
 ) -> tuple[Message, ...]:
     if isinstance(context, str):
         shown = context
@@ -180,6 +192,8 @@ def _prompt(
         except (TypeError, ValueError) as error:
             raise ValueError(f"decide(): context is not JSON-serializable: {error}") from None
     text = f"{instructions}\n\nAllowed choices: {', '.join(allowed)}\n\nContext:\n{shown}"
+    if recalled.strip():
+        text += f"\n\nRecalled from memory (earlier, similar cases):\n{recalled.strip()}"
     return (SystemMessage(_SYSTEM), HumanMessage(text))
 
 
