@@ -12,7 +12,8 @@ import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -339,6 +340,10 @@ def _dotted(loc: Loc) -> str:
 
 def _section_type(model: type[BaseModel], name: str) -> type[BaseModel] | None:
     annotation = model.model_fields[name].annotation
+    # An optional section (``memory: MemoryConfig | None``) is a section all the same.
+    for candidate in get_args(annotation) if get_origin(annotation) is UnionType else ():
+        if candidate is not type(None):
+            annotation = candidate
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None

@@ -31,10 +31,13 @@ __all__ = [
     "ChainConfig",
     "Config",
     "Duration",
+    "EmbedderConfig",
     "GraphConfig",
     "LLMConfig",
     "LocalConfig",
     "LoggingConfig",
+    "MemoryConfig",
+    "MemoryStoreConfig",
     "MetricsConfig",
     "MonitoringConfig",
     "OrchestrationConfig",
@@ -42,6 +45,7 @@ __all__ = [
     "PositiveDuration",
     "ProviderConfig",
     "RateLimitConfig",
+    "RetentionConfig",
     "RuleConfig",
     "RulesConfig",
     "Secret",
@@ -578,6 +582,83 @@ class ServerConfig(_Section):
     """API keys and tenants."""
 
 
+_LOCAL_EMBEDDERS = ("all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2")
+"""The models :class:`~belugaflow.memory.LocalEmbedder` runs: int8 (its default) or not."""
+
+
+class MemoryStoreConfig(_Section):
+    """The ``memory.store`` section: where memory entries are kept."""
+
+    kind: Literal["sqlite", "postgres", "inprocess"] = "sqlite"
+    """``sqlite`` (one file, the embedded default), ``postgres`` (Postgres with pgvector at
+    ``dsn``) or ``inprocess`` (this process's memory, gone when it ends: for tests). Default
+    ``sqlite``."""
+    path: str = Field(default=".belugaflow/memory.db", min_length=1)
+    """The SQLite file, relative to the working directory; its directory is made on first
+    use. Default ``".belugaflow/memory.db"``."""
+    dsn: Secret | None = None
+    """The Postgres database: a libpq connection string or ``postgresql://`` URI, usually
+    ``"${MEMORY_DSN}"`` (it may hold a password). Required with ``kind: postgres``. Default
+    none."""
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> MemoryStoreConfig:
+        if self.kind == "postgres" and self.dsn is None:
+            raise ValueError("kind: postgres needs a dsn (a postgresql:// URI)")
+        return self
+
+
+class EmbedderConfig(_Section):
+    """The ``memory.embedder`` section: what turns texts into vectors for recall."""
+
+    kind: Literal["local", "openai"] = "local"
+    """``local`` (all-MiniLM-L6-v2 on this machine's CPU, offline) or ``openai`` (OpenAI, or
+    any server speaking its embeddings API at ``base_url``). Default ``local``."""
+    model: str | None = Field(default=None, min_length=1)
+    """``local``: ``all-MiniLM-L6-v2-int8`` or ``all-MiniLM-L6-v2`` (not quantized);
+    ``openai``: e.g. ``text-embedding-3-small``. Default none (the first of each)."""
+    base_url: str | None = None
+    """``openai``: the endpoint, e.g. ``"http://127.0.0.1:11434/v1"``. Default none
+    (OpenAI's)."""
+    api_key: Secret | None = None
+    """``openai``: the API key, usually ``"${OPENAI_API_KEY}"``. Default none (the
+    ``OPENAI_API_KEY`` variable; none needed with a ``base_url``)."""
+    dimension: _Int | None = Field(default=None, ge=1)
+    """``openai``: width of the vectors; required for models other than OpenAI's. Integer >=
+    1. Default none (the model's own)."""
+
+    @model_validator(mode="after")
+    def _local_model(self) -> EmbedderConfig:
+        if self.kind == "local" and self.model not in (None, *_LOCAL_EMBEDDERS):
+            raise ValueError(
+                f"the local embedder runs {' or '.join(_LOCAL_EMBEDDERS)}, not {self.model!r}"
+            )
+        return self
+
+
+class RetentionConfig(_Section):
+    """The ``memory.retention`` section: how long and how many entries each scope keeps."""
+
+    ttl: PositiveDuration | None = None
+    """How long an entry is kept after it was saved, e.g. ``30d``. Duration, > 0. Default
+    none (for ever)."""
+    max_entries: _Int | None = Field(default=None, ge=1)
+    """Most entries one scope keeps: the oldest go first. Integer >= 1. Default none (no
+    limit)."""
+
+
+class MemoryConfig(_Section):
+    """The ``memory`` section: the store, the embedder and the retention of
+    :mod:`belugaflow.memory`."""
+
+    store: MemoryStoreConfig = MemoryStoreConfig()
+    """Where entries are kept. Default: SQLite at ``.belugaflow/memory.db``."""
+    embedder: EmbedderConfig = EmbedderConfig()
+    """What embeds texts for recall. Default: the local all-MiniLM-L6-v2 (int8)."""
+    retention: RetentionConfig = RetentionConfig()
+    """How long and how many entries each scope keeps. Default: no limit."""
+
+
 class Config(_Section):
     """The whole configuration (``config.yaml``). Every section is optional.
 
@@ -596,6 +677,11 @@ class Config(_Section):
     """Tracing and metrics."""
     server: ServerConfig = ServerConfig()
     """The REST API."""
+    memory: MemoryConfig | None = None
+    """Memory: store, embedder, retention. Default none: not configured, so the API's memory
+    routes answer 404 ``memory_off`` while the CLI and
+    :func:`~belugaflow.memory.memory_store_from_config` use the defaults; ``memory: {}``
+    configures it with every default."""
 
     @classmethod
     def from_yaml_string(

@@ -5,7 +5,8 @@ SQLite or Postgres to outlive the process), and prunes on save, so a store holds
 promises and no more: a window keeps the last ``k``, a token buffer the newest entries that fit
 ``max_tokens``, a summary a running summary and the entries not yet in it. Saves are
 idempotent by entry id (:func:`step_id` derives one from the run and node), so a retried step
-never saves twice.
+never saves twice. On top of what a kind keeps, a :class:`~belugaflow.memory.Retention`
+(``retention=``) caps every scope by age and count, also on every save.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import InputError
 from ._contract import Embedder, Entry, Store
 from ._inprocess import InProcessStore
+from ._retention import Retention
 
 if TYPE_CHECKING:
     from ..llms import ChatModel
@@ -89,10 +91,13 @@ class Memory(ABC):
     Args:
         store: Where entries live. Default: an :class:`~belugaflow.memory.InProcessStore`
             (gone with the process; use a SQLite or Postgres store to keep them).
+        retention: How long and how many entries a scope keeps, applied to the scope on
+            every save, after what the kind itself prunes. Default: no limit.
     """
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, *, retention: Retention | None = None) -> None:
         self.store: Store = store if store is not None else InProcessStore()
+        self.retention = retention if retention is not None else Retention()
 
     async def save(
         self,
@@ -141,9 +146,14 @@ class Memory(ABC):
         return await self.store.delete(scope)
 
     async def _add(self, entry: Entry) -> int:
-        added = await self.store.add([entry])
+        added = await self._store(entry)
         await self._prune(entry.scope)
+        await self.retention.apply(self.store, entry.scope)
         return added
+
+    async def _store(self, entry: Entry) -> int:
+        """Put ``entry`` into the store (with its vector, for recall); how many were new."""
+        return await self.store.add([entry])
 
     async def _prune(self, scope: str) -> None:  # noqa: B027  (most kinds prune; a buffer doesn't)
         """Drop what the kind no longer keeps (nothing, by default)."""
@@ -159,10 +169,12 @@ class BufferMemory(Memory):
 class WindowMemory(Memory):
     """The last ``k`` entries of the scope; older ones are deleted as new ones come."""
 
-    def __init__(self, k: int, store: Store | None = None) -> None:
+    def __init__(
+        self, k: int, store: Store | None = None, *, retention: Retention | None = None
+    ) -> None:
         if k < 1:
             raise ValueError(f"WindowMemory: k must be at least 1, got {k}")
-        super().__init__(store)
+        super().__init__(store, retention=retention)
         self.k = k
 
     async def load(self, scope: str, *, query: str | None = None) -> Recalled:
@@ -182,11 +194,16 @@ class TokenBufferMemory(Memory):
     """
 
     def __init__(
-        self, max_tokens: int, store: Store | None = None, *, count: TokenCounter = estimate_tokens
+        self,
+        max_tokens: int,
+        store: Store | None = None,
+        *,
+        count: TokenCounter = estimate_tokens,
+        retention: Retention | None = None,
     ) -> None:
         if max_tokens < 1:
             raise ValueError(f"TokenBufferMemory: max_tokens must be at least 1, got {max_tokens}")
-        super().__init__(store)
+        super().__init__(store, retention=retention)
         self.max_tokens = max_tokens
         self.count = count
 
@@ -235,12 +252,13 @@ class SummaryMemory(Memory):
         store: Store | None = None,
         *,
         count: TokenCounter = estimate_tokens,
+        retention: Retention | None = None,
     ) -> None:
         if max_tokens < 2:
             raise ValueError(f"SummaryMemory: max_tokens must be at least 2, got {max_tokens}")
         from ..llms import ChatModel
 
-        super().__init__(store)
+        super().__init__(store, retention=retention)
         self.summarize = (
             self._by_model(summarizer) if isinstance(summarizer, ChatModel) else summarizer
         )
@@ -298,10 +316,17 @@ class VectorMemory(Memory):
         k: How many entries a load gives.
     """
 
-    def __init__(self, embedder: Embedder, store: Store | None = None, *, k: int = 5) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: Store | None = None,
+        *,
+        k: int = 5,
+        retention: Retention | None = None,
+    ) -> None:
         if k < 1:
             raise ValueError(f"VectorMemory: k must be at least 1, got {k}")
-        super().__init__(store if store is not None else InProcessStore())
+        super().__init__(store, retention=retention)
         self.embedder = embedder
         self.k = k
 
@@ -326,7 +351,7 @@ class VectorMemory(Memory):
         )
         return Recalled(scope, tuple(h.entry for h in hits), tuple(h.score for h in hits))
 
-    async def _add(self, entry: Entry) -> int:
+    async def _store(self, entry: Entry) -> int:
         vectors = await self.embedder.embed([entry.text])
         return await self.store.add([entry], vectors)
 
