@@ -2,7 +2,8 @@
 
 ``belugaflow --help`` lists the commands and ``docs/cli.md`` describes them: ``up`` (the whole
 system), ``serve`` (the REST API), ``worker``, ``run`` and ``workflows ...`` / ``graph ...``
-(through the API, or locally with ``--app``), ``config check``, ``server start-dev``.
+(through the API, or locally with ``--app``), ``config check``, ``memory ...`` (show, list,
+delete and prune memory), ``server start-dev``.
 Exit codes are :class:`~belugaflow.cli._output.ExitCode`, documented in ``docs/cli.md``.
 """
 

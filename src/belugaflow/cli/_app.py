@@ -10,6 +10,7 @@ import belugaflow
 from belugaflow.cli._config import config_app
 from belugaflow.cli._graph import graph_app
 from belugaflow.cli._keys import keys_app
+from belugaflow.cli._memory import memory_app
 from belugaflow.cli._runs import run
 from belugaflow.cli._serve import serve
 from belugaflow.cli._server import server_app
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(graph_app, name="graph")
 app.add_typer(keys_app, name="keys")
+app.add_typer(memory_app, name="memory")
 app.add_typer(server_app, name="server")
 app.add_typer(workflows_app, name="workflows")
 app.command("worker")(worker)

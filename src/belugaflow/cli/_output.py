@@ -31,11 +31,13 @@ class ExitCode(IntEnum):
     INPUT_REFUSED = 6
     """The API refused the input or value as invalid (422): nothing was started or sent."""
     NOT_FOUND = 7
-    """The API has no such workflow type, graph, run, signal or query (404)."""
+    """The API has no such workflow type, graph, run, signal or query (404); a memory scope
+    holds nothing."""
     UNREACHABLE = 8
     """The API cannot be reached (nothing listens, a timeout, not an HTTP server)."""
     UNAVAILABLE = 9
-    """The API answers, but Temporal or a worker does not (503)."""
+    """The API answers, but Temporal or a worker does not (503); the memory store cannot be
+    reached."""
     RUNNING = 10
     """The run is still running when the command stopped waiting for it."""
     UNAUTHORIZED = 11
