@@ -17,12 +17,14 @@ from ..monitoring import Check
 from ._auth import ApiKeys, Tenancy
 from ._events import KEEPALIVE, event_routes
 from ._graphs import graph_routes
+from ._memory import memory_routes
 from ._page import page_routes
 from ._problems import MEDIA_TYPE, BodyLimit, CatchAll, Problem, install, problem_response
 from ._workflows import workflow_routes
 
 if TYPE_CHECKING:
     from .._orchestrator import Orchestrator
+    from ..memory import Store
 
 __all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -39,6 +41,7 @@ def create_app(
     checks: Mapping[str, Check] | None = None,
     sse_keepalive: float = KEEPALIVE,
     title: str = "belugaflow",
+    memory_store: Store | None = None,
 ) -> FastAPI:
     """The REST API over ``orch``: routes under ``/api/v1`` (see docs/api.md), OpenAPI at
     ``/openapi.json`` and ``/docs``, a run's page at ``/runs/{id}``, and ``/healthz``,
@@ -62,6 +65,9 @@ def create_app(
         checks: Readiness checks besides ``temporal`` (the server answers), for ``/readyz``.
         sse_keepalive: Seconds between keep-alive comments on an idle event stream.
         title: The OpenAPI title.
+        memory_store: The store ``/api/v1/memory/{scope}`` shows and deletes from. Default:
+            the one the ``memory`` section of ``orch.config`` names (opened on first use);
+            without either, those routes answer 404 ``memory_off``.
     """
     server = orch.config.server if orch.config is not None else ServerConfig()
     if auth is None:
@@ -85,6 +91,7 @@ def create_app(
     api.include_router(event_routes(keepalive=sse_keepalive))
     api.include_router(workflow_routes())
     api.include_router(graph_routes())
+    api.include_router(memory_routes())
     app.include_router(api)
     app.include_router(page_routes())  # /runs/{id}: the run page (HTML)
     monitoring = _Monitoring(orch, checks or {})
@@ -96,7 +103,16 @@ def create_app(
     app.add_middleware(CatchAll)  # added last: the outermost, so it sees every failure
     app.state.orch = orch
     app.state.tenancy = Tenancy(orch, None if auth == "off" else auth)
+    app.state.memory_store = memory_store if memory_store is not None else _configured_memory(orch)
     return app
+
+
+def _configured_memory(orch: Orchestrator) -> Store | None:
+    if orch.config is None or orch.config.memory is None:
+        return None
+    from ..memory import memory_store_from_config
+
+    return memory_store_from_config(orch.config)
 
 
 def _configured_auth(config: AuthConfig) -> ApiKeys | Literal["off"]:

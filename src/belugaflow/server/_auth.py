@@ -26,7 +26,7 @@ from ..config import ApiKeyConfig, AuthConfig
 from ._problems import Problem
 from ._runs import connected
 
-__all__ = ["ApiKeys", "Scoped", "Tenancy", "Tenant"]
+__all__ = ["Acting", "ApiKeys", "Scoped", "Tenancy", "Tenant"]
 
 logger = logging.getLogger("belugaflow.server")
 
@@ -151,16 +151,28 @@ class Tenancy:
             Problem: 401 without a bearer key, or with one this server does not hold; 503 if
                 the tenant's namespace cannot be reached or made.
         """
-        if self.keys is None:
-            return self.orch
-        tenant = self.keys.tenant(_bearer(authorization))
+        tenant = self.tenant(authorization)
         if tenant is None:
-            raise _unauthorized("invalid_api_key", "the API key is not valid (revoked, or a typo?)")
+            return self.orch
         view = self._views.get(tenant.name)
         if view is None:
             async with self._lock:  # one namespace check per tenant, however many requests
                 view = self._views.get(tenant.name) or await self._view(tenant)
         return view
+
+    def tenant(self, authorization: str | None) -> Tenant | None:
+        """The tenant a request with this ``Authorization`` header acts for; None with keys
+        off.
+
+        Raises:
+            Problem: 401 without a bearer key, or with one this server does not hold.
+        """
+        if self.keys is None:
+            return None
+        tenant = self.keys.tenant(_bearer(authorization))
+        if tenant is None:
+            raise _unauthorized("invalid_api_key", "the API key is not valid (revoked, or a typo?)")
+        return tenant
 
     async def _view(self, tenant: Tenant) -> Orchestrator:
         from ..temporal._namespaces import NamespaceError, ensure_namespace
@@ -196,3 +208,13 @@ async def _acting(request: Request) -> Orchestrator:
 
 Scoped = Annotated[Orchestrator, Depends(_acting)]
 """A route's parameter: the orchestrator the request acts through (its tenant's)."""
+
+
+async def _tenant(request: Request) -> Tenant | None:
+    tenancy: Tenancy = request.app.state.tenancy
+    return tenancy.tenant(request.headers.get("authorization"))
+
+
+Acting = Annotated[Tenant | None, Depends(_tenant)]
+"""A route's parameter: the tenant the request acts for (None with keys off), for routes that
+never reach Temporal: unlike :data:`Scoped`, it does not make the tenant's namespace."""

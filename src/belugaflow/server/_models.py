@@ -11,6 +11,9 @@ __all__ = [
     "GraphDetail",
     "GraphItem",
     "GraphRegistered",
+    "MemoryDeleted",
+    "MemoryEntries",
+    "MemoryEntry",
     "NodeRow",
     "QueryAnswer",
     "RunErrorBody",
@@ -238,3 +241,28 @@ class RunGraph(BaseModel):
         " hand-written workflow."
     )
     signals: list[SignalInfo]
+
+
+class MemoryEntry(BaseModel):
+    """One thing remembered under a scope."""
+
+    id: str = Field(description="The entry's id (its idempotency key).")
+    scope: str
+    kind: str = Field(description="What sort of entry: 'note', 'order', 'decision', 'step'...")
+    text: str
+    data: dict[str, Any] = Field(description="JSON details kept beside the text.")
+    created: float = Field(description="When it was saved, in Unix seconds.")
+
+
+class MemoryEntries(BaseModel):
+    """A scope's newest entries, oldest first."""
+
+    scope: str
+    total: int = Field(description="How many entries the scope holds (``entries`` may be fewer).")
+    entries: list[MemoryEntry]
+
+
+class MemoryDeleted(BaseModel):
+    """How many entries were deleted."""
+
+    deleted: int
