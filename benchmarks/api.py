@@ -7,7 +7,8 @@ A fresh embedded ``DevServer`` (a SQLite file, as W5), a ``belugaflow worker`` p
 wait node: a started run takes one workflow task and then waits on a signal, holding no worker,
 so the worker costs little per start and the runs are still running when the event streams
 open. (A graph that completed at once would double the workflow tasks per start and charge
-both sides for the worker's work, not the start path.)
+both sides for the worker's work, not the start path.) The API runs as deployed: every request
+carries a tenant's API key, and both sides start their runs in the tenant's namespace.
 
 The load generator runs in this process: 50 clients, each a keep-alive HTTP/1.1 connection on
 asyncio streams, N starts each with unique ids, the latency of each timed; then the same number
@@ -35,7 +36,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 from belugaflow import Orchestrator
+from belugaflow.config import Config
+from belugaflow.server import hash_key, new_key
 
 __all__ = ["build", "w12"]
 
@@ -48,10 +53,14 @@ SSE_TARGET_MIB = 50.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
+TENANT = "bench"
+"""The tenant whose key the API clients send: its runs live in namespace ``bench``."""
+
+
 def build() -> Orchestrator:
     """The app both processes serve: one graph whose only node waits for signal
-    ``release``."""
-    orch = Orchestrator()
+    ``release``; its config (``server.auth``) comes from ``BELUGAFLOW__...`` variables."""
+    orch = Orchestrator.from_config(Config.from_yaml_string("{}"))
     graph = orch.create_graph(GRAPH)
     graph.add_wait("hold", signal="release")
     graph.set_entry_point("hold").set_finish_point("hold").compile()
@@ -84,14 +93,15 @@ def _rss_mib(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``belugaflow ARGS`` in its own process group, from the repository root; SIGTERM to the
-    group on exit, SIGKILL after 30 s."""
+def _process(args: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``belugaflow ARGS`` with ``env`` added, in its own process group, from the repository
+    root; SIGTERM to the group on exit, SIGKILL after 30 s."""
     out: IO[bytes]
     with log.open("ab") as out:
         process = subprocess.Popen(
             [*_command(), *args],
             cwd=ROOT,
+            env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -112,6 +122,9 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 class _Http:
     """One keep-alive HTTP/1.1 connection on asyncio streams."""
 
+    key = ""
+    """Sent as ``Authorization: Bearer KEY`` when set."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
@@ -121,6 +134,8 @@ class _Http:
 
     async def send(self, method: str, path: str, body: bytes = b"") -> None:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        if self.key:
+            head += f"Authorization: Bearer {self.key}\r\n"
         if body:
             head += "Content-Type: application/json\r\n"
         self.writer.write(head.encode() + b"\r\n" + body)
@@ -205,10 +220,21 @@ async def _measure(
     timeout = spec.timeout or orch.workflow_timeout
     common = ["--app", "benchmarks.api:build", "--address", server.address]
     common += ["--namespace", server.namespace, "--task-queue", task_queue]
-    stack.enter_context(_process(["worker", *common, "--metrics-port", "0"], data / "w.log"))
+    # The API as deployed: a tenant's key on every request, its runs in its namespace, where
+    # the direct client starts its runs too.
+    _Http.key = new_key()
+    keys = data / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"tenant": TENANT, "hash": hash_key(_Http.key)}]}))
+    env = {
+        "BELUGAFLOW__SERVER__AUTH__TENANTS": TENANT,
+        "BELUGAFLOW__SERVER__AUTH__KEYS_FILE": str(keys),
+    }
+    worker = ["worker", *common, "--metrics-port", "0"]
+    stack.enter_context(_process(worker, data / "w.log", env))
     port = _free_port()
-    api = stack.enter_context(_process(["serve", *common, "--port", str(port)], data / "a.log"))
-    client = await Client.connect(server.address, namespace=server.namespace)
+    serve = ["serve", *common, "--port", str(port)]
+    api = stack.enter_context(_process(serve, data / "a.log", env))
+    client = await Client.connect(server.address, namespace=TENANT)
     await _ready(port, api, data / "a.log")
 
     async def via_api(connection: _Http, id: str) -> None:

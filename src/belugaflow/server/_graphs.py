@@ -9,7 +9,9 @@ imports the same app. The API process adds the spec to its orchestrator
 its input, as ``belugaflow.graph`` (the memo names the graph and version): any worker runs it,
 one in another process that started before the graph was registered too, with nothing to
 deploy or share. A registration lives in the API process: after a restart, register again
-(the same spec again is a no-op), or build the graph in the app's code.
+(the same spec again is a no-op), or build the graph in the app's code. With API keys, it
+belongs to the tenant that sent it (its orchestrator view): other tenants neither see nor run
+it, and may register their own graph of the same name.
 """
 
 from __future__ import annotations
