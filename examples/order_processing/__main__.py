@@ -2,7 +2,10 @@
 
 Usage: ``python -m examples.order_processing`` from the repository root; ``--local`` runs the
 same flow as an in-process graph instead, with no server. (``make run`` runs the whole system
-instead: ``belugaflow up``, see docs/up.md.)
+instead: ``belugaflow up``, see docs/up.md.) ``--chargeback ORDER_ID`` records that a completed
+order was charged back, in the order memory beside the shop database (``.belugaflow/memory.db``
+unless ``$BELUGAFLOW_ORDERS_DB`` names another shop): from then on the order graph sends
+similar orders of the same tier to a reviewer.
 
 Durably, it uses the Temporal server at the config's ``temporal.address`` if one answers, else
 starts the embedded dev server there (state in ``.belugaflow/temporal.db``), runs a worker in
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +31,11 @@ from belugaflow import Event, EventKind, Orchestrator, load_config
 from belugaflow.temporal import create_worker, embedded_server
 
 from .activities import Decider, Decision, DecisionInput, Order
-from .app import create_app, start_order
+from .app import create_app, db_file, start_order
 from .db import Store
 from .decision import decider_from_config
 from .graph import build_order_graph
+from .memory import memory_file, order_memory, record_chargeback
 from .workflow import OrderProcessingWorkflow, Progress
 
 CONFIG = Path(__file__).with_name("config.yaml")
@@ -135,10 +140,38 @@ async def run_durable() -> int:
     return 0
 
 
+async def chargeback(order_id: str) -> int:
+    """Record that ``order_id`` was charged back, in the order memory beside the shop."""
+    path = memory_file(db_file())
+    if not path.is_file():
+        print(
+            f"error: no order memory at {path}: run some orders first (make run)", file=sys.stderr
+        )
+        return 1
+    memory = order_memory(path)
+    try:
+        recorded = await record_chargeback(order_id, memory)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await memory.store.close()
+    print(f"recorded {recorded} in {path}: similar orders of its tier now wait for a reviewer")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.order_processing")
-    parser.add_argument("--local", action="store_true", help="run in process, without Temporal")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--local", action="store_true", help="run in process, without Temporal")
+    action.add_argument(
+        "--chargeback",
+        metavar="ORDER_ID",
+        help="record that a completed order was charged back (in the order memory)",
+    )
     args = parser.parse_args(argv)
+    if args.chargeback is not None:
+        return asyncio.run(chargeback(args.chargeback))
     return run_local() if args.local else asyncio.run(run_durable())
 
 

@@ -78,6 +78,12 @@ class DecisionInput:
     amount: int
     """Order value in cents."""
     customer_tier: str
+    similar_rejected: int = 0
+    """How many similar past orders of the same tier ended rejected by a reviewer or charged
+    back (recalled from the order memory: :mod:`~.memory`). 0 without memory."""
+    recalled: str = ""
+    """The recalled past orders and their outcomes, as lines for a model's prompt ("" when
+    nothing was recalled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +122,17 @@ Decider = Callable[[DecisionInput], Decision | Awaitable[Decision]]
 
 
 def default_decide(order: DecisionInput) -> Decision:
-    """A deterministic rule: new customers and orders of :data:`AUTO_APPROVE_LIMIT` cents or
-    more go to manual review; everything else is approved."""
+    """A deterministic rule: new customers, orders like past ones that a reviewer rejected or
+    that were charged back (``similar_rejected``), and orders of :data:`AUTO_APPROVE_LIMIT`
+    cents or more go to manual review; everything else is approved."""
     if order.customer_tier == "new":
         return _ruled("manual_review", "first order of a new customer")
+    if order.similar_rejected > 0:
+        return _ruled(
+            "manual_review",
+            f"{order.similar_rejected} similar past order(s) of {order.customer_tier}"
+            " customers ended rejected or charged back",
+        )
     if order.amount >= AUTO_APPROVE_LIMIT:
         return _ruled(
             "manual_review",

@@ -15,7 +15,10 @@ config), with the deterministic rule as fallback; else by the rule alone
 (:func:`~.decision.decider_from_config`).
 
 The shop database is ``$BELUGAFLOW_ORDERS_DB``, default ``.belugaflow/orders.db`` in the
-current directory (next to the dev server's ``.belugaflow/temporal.db``). Start orders with
+current directory (next to the dev server's ``.belugaflow/temporal.db``); the order memory
+(:mod:`~.memory`: past orders and how they ended, recalled by the graph's decision) is
+``memory.db`` beside it, unless the config has a ``memory:`` section, which then names the
+store, embedder and retention. Start orders with
 :func:`start_order`, which fills the workflow's retries and timeouts from the same config.
 """
 
@@ -30,11 +33,13 @@ from temporalio.client import WorkflowHandle
 from temporalio.converter import DataConverter
 
 from belugaflow import Config, Orchestrator, load_config
+from belugaflow.memory import VectorMemory
 
 from .activities import Decider, Order, OrderActivities
 from .db import Store
 from .decision import decider_from_config
 from .graph import build_order_graph
+from .memory import memory_file, memory_from_config, order_memory
 from .workflow import OrderProcessingWorkflow, OrderRequest, StepOptions
 
 __all__ = ["CONFIG", "DB_ENV", "DEFAULT_DB", "create_app", "db_file", "start_order"]
@@ -58,6 +63,7 @@ def create_app(
     store: Store | None = None,
     activities_class: type[OrderActivities] = OrderActivities,
     decide: Decider | None = None,
+    memory: VectorMemory | None = None,
     data_converter: DataConverter | None = None,
 ) -> Orchestrator:
     """The orchestrator a worker serves, with the workflow, its activities and the graph's nodes.
@@ -70,6 +76,11 @@ def create_app(
         activities_class: An :class:`~.activities.OrderActivities` subclass to change a step.
         decide: The decision function; default: the one ``config``'s ``llm:`` section asks
             for (:func:`~.decision.decider_from_config`).
+        memory: The order memory the graph's ``decide`` recalls from and ``notify`` saves
+            to; default: the one ``config``'s ``memory:`` section describes
+            (:func:`~.memory.memory_from_config`), else :func:`~.memory.order_memory` on
+            ``memory.db`` beside the shop database. Its model loads on the first decision,
+            not here.
         data_converter: See :class:`~belugaflow.Orchestrator`; default: the size guard.
     """
     config = config if config is not None else load_config(CONFIG)
@@ -83,7 +94,11 @@ def create_app(
         # The models' calls and breakers show in the orchestrator's metrics.
         decide = decider_from_config(config, breakers=orch.breakers, hooks=orch.llm_hooks)
     orch.register_activities(*activities_class(store, decide=decide).activities)
-    build_order_graph(orch, store, decide=decide)  # served by name: `order-processing`
+    if memory is None and config.memory is not None:
+        memory = memory_from_config(config)
+    if memory is None:
+        memory = order_memory(memory_file(store.path))
+    build_order_graph(orch, store, decide=decide, memory=memory)  # served by name
     return orch
 
 

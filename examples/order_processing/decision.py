@@ -32,8 +32,9 @@ CHOICES = ("approve", "manual_review", "reject")
 """What the model may answer: the example's :data:`~.activities.ACTIONS`."""
 
 INSTRUCTIONS = (
-    "Decide what happens to this order from its value (amount, in cents) and the customer's"
-    " tier: approve it, send it to manual review by a person, or reject it."
+    "Decide what happens to this order from its value (amount, in cents), the customer's"
+    " tier and how similar past orders of that tier ended: approve it, send it to manual"
+    " review by a person, or reject it."
 )
 
 DEFAULT_BUDGET = 25.0
@@ -48,8 +49,10 @@ result (a quarter of the timeout when that is less)."""
 class LLMDecider:
     """Decide orders with a model; never fail for the model's sake, never outlast the activity.
 
-    The model sees the order's amount, customer tier, product and quantity and picks one of
-    :data:`CHOICES` (:func:`~belugaflow.llms.adecide`: validated, one repair of an invalid
+    The model sees the order's amount, customer tier, product and quantity, how many similar
+    past orders ended rejected or charged back (``similar_rejected``: a rules table can use
+    it) and, under its own heading, the recalled past orders with their outcomes; it picks
+    one of :data:`CHOICES` (:func:`~belugaflow.llms.adecide`: validated, one repair of an invalid
     answer, then the rest of a ``with_fallbacks`` chain). When no model decides — provider down,
     breaker open, answers still invalid, or no answer within the time limit — ``fallback``
     decides and the result says so (``fallback_used``, ``problems``).
@@ -100,12 +103,17 @@ class LLMDecider:
             "customer_tier": order.customer_tier,
             "product_id": order.product_id,
             "quantity": order.quantity,
+            "similar_rejected": order.similar_rejected,
         }
         limit = self.time_limit()
         try:
             async with asyncio.timeout(limit):
                 decided = await adecide(
-                    self.model, context, CHOICES, instructions=self.instructions
+                    self.model,
+                    context,
+                    CHOICES,
+                    instructions=self.instructions,
+                    recalled=order.recalled,
                 )
         except DecisionError as error:
             problems = error.problems

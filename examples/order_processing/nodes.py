@@ -34,13 +34,15 @@ class OrderNodes:
         self.store = store
 
     def validate(self, state: State) -> Update:
-        """Reject bad orders before any work starts; price the order.
+        """Reject bad orders before any work starts; price the order, and name its product and
+        the customer's tier (``standard`` when not given) for the decision.
 
         Raises:
             NonRetryableError: the order is invalid — retrying cannot fix it.
         """
         order_id, product_id = state.get("order_id"), state.get("product_id")
         quantity = state.get("quantity", 1)
+        tier = state.get("customer_tier", "standard")
         if not isinstance(order_id, str) or not order_id:
             raise NonRetryableError(
                 f"invalid order: order_id must be a non-empty string, got {order_id!r}"
@@ -54,10 +56,20 @@ class OrderNodes:
             raise NonRetryableError(
                 f"invalid order {order_id!r}: quantity must be a positive integer, got {quantity!r}"
             )
+        if not isinstance(tier, str) or not tier:
+            raise NonRetryableError(
+                f"invalid order {order_id!r}: customer_tier must be a non-empty string,"
+                f" got {tier!r}"
+            )
         product = self.store.product(product_id)
         if product is None:
             raise NonRetryableError(f"invalid order {order_id!r}: unknown product {product_id!r}")
-        return {"quantity": quantity, "amount": product.price * quantity}
+        return {
+            "quantity": quantity,
+            "amount": product.price * quantity,
+            "product_name": product.name,
+            "customer_tier": tier,
+        }
 
     def check_inventory(self, state: State) -> Update:
         """Reserve the items (once per order); ``in_stock`` says whether that worked."""

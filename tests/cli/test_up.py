@@ -189,6 +189,14 @@ def test_up_runs_the_sample_orders_through_the_api_and_ctrl_c_stops_everything(
     assert "UP-1003  waits in 'await_review' for a reviewer: approving" in out
     assert re.search(r"UP-1003  => completed: .*decided manual_review by rules", out)
     assert "UP-1004  waits in 'await_review' for you to review it" in out
+    # Memory: the reviewer rejects UP-1005; UP-1006, alike and under every limit, recalls that
+    # and waits for the reviewer too (the rule alone would approve it).
+    assert "UP-1005  waits in 'await_review' for a reviewer: rejecting" in out
+    assert re.search(r"UP-1005  => rejected: .*decided approve by rules:default_decide\n", out)
+    assert "UP-1006  waits in 'await_review' for a reviewer: rejecting" in out
+    recalled = r"recalled UP-1005 rejected \(similarity 0\.(8[6-9]|9\d)\)"
+    assert re.search(rf"UP-1006  => rejected: .*decided manual_review by rules.*; {recalled}", out)
+    assert out.index("UP-1005  => rejected") < out.index("UP-1006  ") < out.index(READY)
 
     pids = up.pids()
     assert set(pids) == {"temporal", "worker", "api"}
@@ -208,13 +216,15 @@ def test_up_runs_the_sample_orders_through_the_api_and_ctrl_c_stops_everything(
     worker_metrics = re.search(r", (http://\S+/metrics) \(worker\)", out)
     assert worker_metrics is not None and status(worker_metrics[1]) == 200
     assert (data / "temporal.db").exists() and (data / "orders.db").exists()
+    assert (data / "memory.db").exists()  # the order memory, beside the shop
 
     # The person: opens the run page, sees the order wait for review, approves it there.
     if CHROMIUM is not None:
         with Browser(CHROMIUM, tmp_path) as browser:
             browser.goto(page)
+            # ?.: the page draws the graph once its GET /graph answers, after the load event.
             waiting = "document.querySelector('svg.graph [data-node=\"await_review\"]')"
-            browser.wait_until(f"{waiting}.dataset.status === 'waiting'", what="the review")
+            browser.wait_until(f"{waiting}?.dataset.status === 'waiting'", what="the review")
             approve = 'button[data-signal="review"][data-value="approve"]'
             browser.wait_until(f"!document.querySelector('{approve}').disabled", what="enabled")
             browser.click(approve)

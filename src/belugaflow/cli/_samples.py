@@ -3,7 +3,13 @@
 They are the order example's (``examples/order_processing``): the graph ``order-processing``,
 and its ``await_review`` wait for a ``review`` signal. Each order id is fixed, so running the
 samples again against the same shop database finds each order's reservation, payment and
-shipment instead of taking more stock: the results are the same every time.
+shipment instead of taking more stock: each order ends the same way every time.
+
+Two of them show the example's memory: a reviewer rejects ``UP-1005`` (two ice picks), and
+``UP-1006`` (one ice pick, same tier), started once the others are done, recalls that
+rejection and waits for a reviewer where the rule alone would approve it; its result line
+names what was recalled. The memory keeps what earlier rounds saved, so a later round's lines
+name more recalled orders (and ``UP-1005`` itself is then sent to review by the decision).
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class Sample:
     """The reviewer's verdict to send while the run waits for one; None: it needs none."""
     yours: bool = False
     """Left waiting for a person to review: on the run page, or from the shell."""
+    later: bool = False
+    """Started once every other sample has finished (it recalls what they left in memory)."""
 
     @property
     def order_id(self) -> str:
@@ -76,9 +84,23 @@ SAMPLES: tuple[Sample, ...] = (
         {"order_id": "UP-1004", "product_id": "prod-1", "quantity": 1, "customer_tier": "new"},
         yours=True,
     ),
+    # Over its review_threshold (50 USD): a reviewer sees it, and rejects the pattern.
+    Sample(
+        "rejected",
+        {"order_id": "UP-1005", "product_id": "prod-2", "quantity": 2, "review_threshold": 5000},
+        review={"verdict": "reject", "note": "ice picks in pairs: a resale pattern"},
+    ),
+    # 45 USD, under every limit: only the recalled rejection sends it to a reviewer.
+    Sample(
+        "like UP-1005",
+        {"order_id": "UP-1006", "product_id": "prod-2", "quantity": 1},
+        review={"verdict": "reject", "note": "the same pattern as UP-1005"},
+        later=True,
+    ),
 )
-"""In stock, out of stock, one that waits for a reviewer (whom ``up`` plays), and one left
-waiting for the person at the keyboard."""
+"""In stock, out of stock, one that waits for a reviewer (whom ``up`` plays), one left
+waiting for the person at the keyboard, one the reviewer rejects, and a similar one that the
+memory of that rejection sends to the reviewer."""
 
 
 class SampleError(Exception):
@@ -96,9 +118,10 @@ class _Run:
 def submit_samples(
     api: str, *, run: str, echo: Callable[[str], None], samples: tuple[Sample, ...] = SAMPLES
 ) -> dict[str, str]:
-    """Start ``samples`` through the API at ``api`` (``http://host:port``), approve the one
-    that waits for a reviewer through the API, and print each result with ``echo``; the ones
-    left for a person are followed until they wait for their review.
+    """Start ``samples`` through the API at ``api`` (``http://host:port``), send the verdict
+    of each that waits for a reviewer through the API, and print each result with ``echo``;
+    the ones left for a person are followed until they wait for their review. The ``later``
+    ones start once the others have finished.
 
     Args:
         api: The API's base URL.
@@ -114,19 +137,26 @@ def submit_samples(
     """
     start_url = f"{api}{_API}/workflows"
     echo(f"Sample orders, through the REST API (POST {start_url}):")
-    runs = [_start(start_url, sample, f"up-{sample.order_id}-{run}", echo) for sample in samples]
     deadline = time.monotonic() + _DEADLINE
-    for item in runs:
-        if item.sample.review is not None or item.sample.yours:
-            _review(api, item, echo)
-    for item in runs:
-        while not item.finished and not item.sample.yours:
-            if time.monotonic() > deadline:
-                raise SampleError(f"{item.sample.order_id} ({item.id}) did not finish in time")
-            _poll(api, item, _RESULT_WAIT)
-        if not item.sample.yours:
-            echo(_describe(item))
-    return {item.sample.order_id: item.id for item in runs}
+    ids: dict[str, str] = {}
+    for later in (False, True):
+        runs = [
+            _start(start_url, sample, f"up-{sample.order_id}-{run}", echo)
+            for sample in samples
+            if sample.later == later
+        ]
+        for item in runs:
+            if item.sample.review is not None or item.sample.yours:
+                _review(api, item, echo)
+        for item in runs:
+            while not item.finished and not item.sample.yours:
+                if time.monotonic() > deadline:
+                    raise SampleError(f"{item.sample.order_id} ({item.id}) did not finish in time")
+                _poll(api, item, _RESULT_WAIT)
+            if not item.sample.yours:
+                echo(_describe(item))
+        ids |= {item.sample.order_id: item.id for item in runs}
+    return ids
 
 
 def _start(url: str, sample: Sample, id: str, echo: Callable[[str], None]) -> _Run:
@@ -171,10 +201,12 @@ def _review(api: str, item: _Run, echo: Callable[[str], None]) -> None:
         echo(f"  {item.sample.order_id}  waits in {node!r} for you to review it (below)")
         return
     url = f"{api}{_API}/workflows/{item.id}/signals/{REVIEW_SIGNAL}"
-    echo(f"  {item.sample.order_id}  waits in {node!r} for a reviewer: approving (POST {url})")
-    status, answer = _request("POST", url, item.sample.review)
+    review = item.sample.review or {}
+    doing = "approving" if review.get("verdict") == "approve" else "rejecting"
+    echo(f"  {item.sample.order_id}  waits in {node!r} for a reviewer: {doing} (POST {url})")
+    status, answer = _request("POST", url, review)
     if status != 202:
-        raise SampleError(f"approving {item.sample.order_id}: HTTP {status}: {_brief(answer)}")
+        raise SampleError(f"{doing} {item.sample.order_id}: HTTP {status}: {_brief(answer)}")
 
 
 def _poll(api: str, item: _Run, wait: int) -> None:
@@ -209,7 +241,20 @@ def _describe(item: _Run) -> str:
         by = f"{decision.get('provider')}:{decision.get('model')}"
         by += " (fallback)" if decision.get("fallback_used") else ""
         line += f"; decided {decision.get('action')} by {by}"
+        recalled = decision.get("recalled")
+        if isinstance(recalled, list) and recalled:  # what the example's memory recalled
+            past = ", ".join(_recalled(found) for found in recalled)
+            line += f"; recalled {past}"
     return line
+
+
+def _recalled(found: Any) -> str:
+    """A recalled past order: ``UP-1005 rejected (similarity 0.96)``."""
+    if not isinstance(found, dict):
+        return str(found)
+    score = found.get("score")
+    shown = f" (similarity {score:.2f})" if isinstance(score, int | float) else ""
+    return f"{found.get('order_id')} {found.get('outcome')}{shown}"
 
 
 def _request(method: str, url: str, body: Any = None) -> tuple[int, Any]:
