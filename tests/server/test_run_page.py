@@ -31,7 +31,8 @@ new MutationObserver((records) => {
 
 
 def status_of(node: str) -> str:
-    return f"document.querySelector('svg.graph [data-node=\"{node}\"]').dataset.status || ''"
+    # The page draws the graph once GET /graph answered: null-safe until then.
+    return f"(document.querySelector('svg.graph [data-node=\"{node}\"]')?.dataset.status || '')"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make tools installs it)")
