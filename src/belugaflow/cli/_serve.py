@@ -12,8 +12,7 @@ import typer
 
 from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._target import TargetError, load_orchestrator
-from belugaflow.cli._worker import ERROR, AddressOption, AppOption, NamespaceOption
-from belugaflow.cli._worker import _configure_logs as configure_logs
+from belugaflow.cli._worker import ERROR, AddressOption, AppOption, NamespaceOption, configure_logs
 from belugaflow.config import ConfigError, ServerConfig
 
 if TYPE_CHECKING:

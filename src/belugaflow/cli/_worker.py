@@ -16,7 +16,7 @@ from belugaflow.cli._target import TargetError, load_orchestrator
 from belugaflow.config import Config, ConfigError, load_config
 from belugaflow.monitoring import configure_logging_from_config
 
-__all__ = ["worker"]
+__all__ = ["configure_logs", "worker"]
 
 ERROR = typer.style("error:", fg="red", bold=True)
 
@@ -65,7 +65,7 @@ def worker(
         orch = load_orchestrator(app, search_dir=os.getcwd())
     except (TargetError, ValueError) as error:
         fail(str(error))
-    _configure_logs(orch)
+    configure_logs(orch)
     orch.temporal_address = address or orch.temporal_address
     orch.temporal_namespace = namespace or orch.temporal_namespace
     queue = task_queue or orch.workflow_task_queue
@@ -110,7 +110,7 @@ def worker(
     os._exit(code)
 
 
-def _configure_logs(orch: Orchestrator) -> None:
+def configure_logs(orch: Orchestrator) -> None:
     """Log as ``monitoring.logging`` of the app's config says (the config an orchestrator made
     by ``Orchestrator.from_config`` keeps), or else of the defaults with the environment's
     ``BELUGAFLOW__MONITORING__LOGGING__*`` overrides; an app that set up logging itself (the
