@@ -35,6 +35,7 @@ from .graph import CompiledGraph, Graph, GraphSpec, Registry, RunHandle
 from .resilience import Bulkhead, CircuitBreaker, CircuitState, RetryPolicy
 
 __version__ = "0.1.0"
+"""The version of belugaflow: the one place it is written (pyproject.toml reads it here)."""
 
 __all__ = [
     "BelugaflowError",
