@@ -35,9 +35,10 @@ Every error belugaflow raises derives from :class:`BelugaflowError`, carries a m
     ├── AllModelsFailedError        every model of a fallback chain failed
     ├── DecisionError               ``decide`` got no valid decision and had no fallback
     │
-    │   belugaflow.temporal (``temporal/_devserver.py``, ``temporal/_payloads.py``)
+    │   belugaflow.temporal (``temporal/_devserver.py``, ``_connect.py``, ``_payloads.py``)
     ├── TemporalBinaryNotFoundError the ``temporal`` CLI or test server is not installed
     ├── DevServerError              the embedded dev server did not start or died
+    ├── TemporalConnectionError     the frontend is unreachable or refused TLS, certificate or key
     └── ClaimCheckError             a payload's blob could not be stored or read back
         ├── BlobMissingError        the blob a payload points to is gone
         └── BlobCorruptError        the blob does not match the payload's digest

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
     from temporalio.converter import DataConverter
 
-    from .config import Config
+    from .config import Config, Secret, TemporalTLSConfig
     from .llms import LLMHook
     from .monitoring import Tracing
     from .temporal import DurableRun
@@ -68,6 +68,10 @@ class Orchestrator:
         workflow_max_retries: Retries of a hand-written workflow's activities, by default.
         temporal_address: ``host:port`` of the Temporal frontend.
         temporal_namespace: Temporal namespace.
+        temporal_tls: TLS and mutual TLS to the frontend (``temporal.tls``); None: plain TCP,
+            unless ``temporal_api_key`` is given (then TLS with the system's roots).
+        temporal_api_key: API key sent as ``authorization: Bearer`` (``temporal.api_key``);
+            kept as a :class:`~belugaflow.config.Secret`, so it never shows.
         metrics_prefix: Prefix of metric names (``monitoring.metrics.prefix``).
         metrics: Record Prometheus metrics of every run, node and model call
             (:attr:`metrics`, served by :meth:`metrics_app`; ``monitoring.metrics.enabled``).
@@ -108,6 +112,8 @@ class Orchestrator:
         workflow_max_retries: int = DEFAULTS.workflow_max_retries,
         temporal_address: str = DEFAULTS.temporal_address,
         temporal_namespace: str = DEFAULTS.temporal_namespace,
+        temporal_tls: TemporalTLSConfig | None = None,
+        temporal_api_key: Secret | str | None = None,
         metrics_prefix: str = DEFAULTS.metrics_prefix,
         metrics: bool = DEFAULTS.metrics,
         metrics_port: int | None = DEFAULTS.metrics_port,
@@ -131,6 +137,18 @@ class Orchestrator:
         self.workflow_retry = RetryPolicy.from_max_retries(workflow_max_retries)
         self.temporal_address = temporal_address
         self.temporal_namespace = temporal_namespace
+        self.temporal_tls = temporal_tls
+        """TLS settings of :meth:`client`'s connection, or None."""
+        self.temporal_api_key: Secret | None = None
+        """API key of :meth:`client`'s connection (masked), or None."""
+        if temporal_api_key is not None:
+            from .config import Secret
+
+            self.temporal_api_key = (
+                temporal_api_key
+                if isinstance(temporal_api_key, Secret)
+                else Secret(temporal_api_key)
+            )
         self.metrics_prefix = metrics_prefix
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
@@ -187,6 +205,8 @@ class Orchestrator:
             workflow_max_retries=orchestration.workflow.max_retries,
             temporal_address=config.temporal.address,
             temporal_namespace=config.temporal.namespace,
+            temporal_tls=config.temporal.tls,
+            temporal_api_key=config.temporal.api_key,
             metrics_prefix=config.monitoring.metrics.prefix,
             metrics=config.monitoring.metrics.enabled,
             metrics_port=config.monitoring.metrics.port,
@@ -371,14 +391,20 @@ class Orchestrator:
         return self._data_converter
 
     async def client(self) -> Client:
-        """The Temporal client, connected on first use to ``temporal_address`` with
-        :attr:`data_converter`; workers built from it use the same converter."""
+        """The Temporal client, connected on first use to ``temporal_address`` (with
+        ``temporal_tls`` and ``temporal_api_key``) and :attr:`data_converter`; workers built
+        from it use the same converter.
+
+        Raises:
+            TemporalConnectionError: The server cannot be reached or refused the connection
+                (the message names the address and what to check).
+        """
         if self._client is None and self._base is not None:
             from .temporal._namespaces import in_namespace
 
             self._client = in_namespace(await self._base.client(), self.temporal_namespace)
         if self._client is None:
-            from temporalio.client import Client
+            from .temporal._connect import connect
 
             runtime = None
             if self.metrics is not None:  # the SDK's metrics go beside ours
@@ -390,9 +416,11 @@ class Orchestrator:
                 from .temporal._tracing import client_interceptors
 
                 interceptors = client_interceptors(self.tracing)
-            self._client = await Client.connect(
+            self._client = await connect(
                 self.temporal_address,
                 namespace=self.temporal_namespace,
+                tls=self.temporal_tls,
+                api_key=self.temporal_api_key,
                 data_converter=self.data_converter,
                 runtime=runtime,
                 interceptors=interceptors,

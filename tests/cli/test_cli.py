@@ -221,6 +221,7 @@ def test_config_check_accepts_the_use_case_config_without_the_api_key(config_fil
         "task queue": "beluga-workflows",
         "graph max_workers": "10",
         "llm provider": "openai",
+        "temporal.api_key": "not configured",
         "llm.openai.api_key": "waiting for OPENAI_API_KEY",
         "llm.anthropic.api_key": "not configured",
     }

@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from belugaflow._defaults import DEFAULTS
 from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._samples import SHOP_DB_ENV, SampleError, submit_samples
 from belugaflow.cli._serve import api_settings
@@ -449,8 +450,13 @@ def _temporal(
                 " to start a local server)"
             )
     address = f"{host}:{port}"
+    # The configured address is reached with the configured TLS and API key (a local TLS
+    # proxy, say); a --temporal-port is a plain local server.
+    secured: dict[str, Any] = {"tls": orch.temporal_tls, "api_key": orch.temporal_api_key}
+    if address != orch.temporal_address:
+        secured = {}
     if port and _listens(host, port):
-        version = _temporal_version(address)
+        version = _temporal_version(address, **secured)
         if version is None:
             fail(
                 f"something listens on {address} but does not answer as a Temporal server;"
@@ -461,7 +467,7 @@ def _temporal(
             f" using namespace {UP_NAMESPACE!r} and task queue {UP_TASK_QUEUE!r}, so these"
             " runs never mix with another application's workers"
         )
-        _ensure_namespace(address, UP_NAMESPACE)
+        _ensure_namespace(address, UP_NAMESPACE, **secured)
         ui = _existing_ui(host, port)
         return _Temporal(address, UP_NAMESPACE, UP_TASK_QUEUE, ui, f"{address} (found)")
     return _embedded(stack, orch, data_dir, port, ui_port, fast)
@@ -512,14 +518,18 @@ def _listens(host: str, port: int) -> bool:
         return False
 
 
-def _temporal_version(address: str) -> str | None:
-    """``Temporal <version>`` if a Temporal frontend answers at ``address``, else None."""
+def _temporal_version(address: str, **secured: Any) -> str | None:
+    """``Temporal <version>`` if a Temporal frontend answers at ``address`` (connected with
+    ``secured``: ``tls`` and ``api_key``), else None."""
 
     async def ask() -> str:
         from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-        from temporalio.client import Client
 
-        client = await asyncio.wait_for(Client.connect(address), _PROBE_TIMEOUT)
+        from belugaflow.temporal._connect import connect
+
+        client = await asyncio.wait_for(
+            connect(address, namespace=DEFAULTS.temporal_namespace, **secured), _PROBE_TIMEOUT
+        )
         info = await client.workflow_service.get_system_info(
             GetSystemInfoRequest(), timeout=timedelta(seconds=_PROBE_TIMEOUT)
         )
@@ -531,15 +541,15 @@ def _temporal_version(address: str) -> str | None:
         return None
 
 
-def _ensure_namespace(address: str, namespace: str) -> None:
+def _ensure_namespace(address: str, namespace: str, **secured: Any) -> None:
     """Register ``namespace`` at ``address`` unless it exists; return once it answers."""
 
     async def ensure() -> None:
-        from temporalio.client import Client
-
+        from belugaflow.temporal._connect import connect
         from belugaflow.temporal._namespaces import ensure_namespace
 
-        await ensure_namespace(await Client.connect(address), namespace)
+        client = await connect(address, namespace=DEFAULTS.temporal_namespace, **secured)
+        await ensure_namespace(client, namespace)
 
     try:
         asyncio.run(ensure())

@@ -32,6 +32,7 @@ from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._runs import cancel, list_workflows, query, result, signal, terminate
 from belugaflow.cli._target import TargetError, load_orchestrator, parse_target
 from belugaflow.cli._watch import api_fail
+from belugaflow.config import ConfigError, Secret, TemporalTLSConfig, load_config
 
 if TYPE_CHECKING:
     from temporalio.converter import DataConverter
@@ -140,6 +141,8 @@ def show(
         return
     graphs: Mapping[str, Mapping[int, GraphSpec]] | None = None
     converter: DataConverter | None = None
+    tls: TemporalTLSConfig | None = None
+    temporal_key: Secret | None = None
     if app is not None:
         try:
             orch = load_orchestrator(app, search_dir=os.getcwd())
@@ -149,10 +152,23 @@ def show(
         address = address or orch.temporal_address
         namespace = namespace or orch.temporal_namespace
         converter = orch.data_converter
+        tls, temporal_key = orch.temporal_tls, orch.temporal_api_key
+    else:  # the connection settings of the environment's BELUGAFLOW__TEMPORAL__* overrides
+        try:
+            settings = load_config().temporal
+        except ConfigError as error:
+            fail(str(error))
+        address = address or settings.address
+        namespace = namespace or settings.namespace
+        tls, temporal_key = settings.tls, settings.api_key
     address = address or DEFAULTS.temporal_address
     namespace = namespace or DEFAULTS.temporal_namespace
     try:
-        timeline = asyncio.run(_fetch(workflow_id, address, namespace, graphs, converter))
+        timeline = asyncio.run(
+            _fetch(
+                workflow_id, address, namespace, graphs, converter, tls=tls, api_key=temporal_key
+            )
+        )
     except ImportError as error:
         fail(f"{error}; install the extra: pip install 'belugaflow[temporal]'")
     except typer.Exit as error:  # reported; the SDK's runtime has started
@@ -187,19 +203,26 @@ async def _fetch(
     namespace: str,
     graphs: Mapping[str, Mapping[int, GraphSpec]] | None,
     converter: DataConverter | None,
+    *,
+    tls: TemporalTLSConfig | None = None,
+    api_key: Secret | None = None,
 ) -> Timeline:
-    from temporalio.client import Client
     from temporalio.service import RPCError, RPCStatusCode
 
     from belugaflow.temporal import data_converter
+    from belugaflow.temporal._connect import TemporalConnectionError, connect
     from belugaflow.temporal._timeline import fetch_timeline
 
     try:
-        client = await Client.connect(
-            address, namespace=namespace, data_converter=converter or data_converter()
+        client = await connect(
+            address,
+            namespace=namespace,
+            tls=tls,
+            api_key=api_key,
+            data_converter=converter or data_converter(),
         )
-    except RuntimeError as error:
-        fail(f"cannot reach Temporal at {address}: {error}")
+    except (TemporalConnectionError, ConfigError) as error:
+        fail(str(error))
     try:
         return await fetch_timeline(client, workflow_id, graphs=graphs)
     except RPCError as error:

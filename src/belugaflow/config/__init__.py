@@ -38,6 +38,7 @@ from belugaflow.config._models import (
     Secret,
     ServerConfig,
     TemporalConfig,
+    TemporalTLSConfig,
     TenantConfig,
     WorkflowConfig,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Secret",
     "ServerConfig",
     "TemporalConfig",
+    "TemporalTLSConfig",
     "TenantConfig",
     "WorkflowConfig",
     "load_config",

