@@ -31,12 +31,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Real tools the tests drive: Debian's Prometheus (and its promtool), and Chromium for the run
-# page. Installed as root where apt-get exists; elsewhere their tests skip, saying so.
+# Real tools the tests drive: Debian's Prometheus (and its promtool), Chromium for the run page,
+# and stunnel4, the TLS-terminating proxy in front of the dev server in tests/temporal/test_tls.py.
+# Installed as root where apt-get exists; elsewhere their tests skip, saying so.
 tools:
 	@missing=""; \
 	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing="prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v stunnel4 >/dev/null || missing="$$missing stunnel4"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

@@ -131,9 +131,16 @@ _CASES: tuple[tuple[str, str], ...] = (
     (r"InvalidContentType|H2NotNegotiated|CorruptMessage|InvalidMessage", "not_tls"),
     (r"InconsistentKeys|KeyMismatch", "key_mismatch"),
     (r"NoCertificatesPresented|no certificates? (found|present)", "no_client_certificate"),
-    (r"fatal alert: CertificateRequired", "certificate_required"),
-    (r"fatal alert: CertificateExpired", "client_expired"),
-    (r"fatal alert: (UnknownCA|BadCertificate|CertificateUnknown|DecryptError)", "client_rejected"),
+    # The server's TLS alert: "received fatal alert: X" after a TLS 1.3 handshake, during a
+    # TLS 1.2 one "AlertReceived(X)".
+    (r"(fatal alert: |AlertReceived\()CertificateRequired", "certificate_required"),
+    (r"(fatal alert: |AlertReceived\()CertificateExpired", "client_expired"),
+    (
+        r"(fatal alert: |AlertReceived\()"
+        r"(UnknownCA|BadCertificate|CertificateUnknown|DecryptError)",
+        "client_rejected",
+    ),
+    (r"(fatal alert: |AlertReceived\()HandshakeFailure", "handshake_failure"),
     (r"code: Unauthenticated|code: PermissionDenied", "credentials"),
     (r"ConnectionReset|BrokenPipe|UnexpectedEof|connection closed", "closed"),
 )
@@ -212,6 +219,17 @@ def connection_error(
             f"the server at {address} refused this client's certificate (not signed by a CA"
             f" it trusts for clients): check {cert}",
         ),
+        "handshake_failure": (
+            "client_certificate",
+            f"the server at {address} ended the TLS handshake (handshake_failure): it probably"
+            " requires a client certificate (mutual TLS): set temporal.tls.client_cert_file and"
+            " temporal.tls.client_key_file (else it shares no TLS version or cipher with this"
+            " client)"
+            if settings.client_cert_file is None
+            else f"the server at {address} ended the TLS handshake (handshake_failure): check"
+            f" that it accepts {cert}, and that it shares a TLS version and cipher with this"
+            " client",
+        ),
         "credentials": (
             "api_key" if api_key else "credentials",
             f"the server at {address} refused the API key{_server_message(detail)}: check"
@@ -221,12 +239,11 @@ def connection_error(
             " set temporal.api_key, or a client certificate (temporal.tls.client_cert_file)",
         ),
         "closed": (
-            "tls_required" if not tls_on else "other",
-            f"{address} closed the connection at once: if the server requires TLS, set"
-            " temporal.tls.enabled: true (and temporal.tls.server_ca_file for a private CA)"
-            if not tls_on
-            else f"{address} closed the TLS connection: check temporal.address and the"
-            " server's TLS settings",
+            "client_certificate" if tls_on else "tls_required",
+            _closed_after_handshake(address, settings, cert)
+            if tls_on
+            else f"{address} closed the connection at once: if the server requires TLS, set"
+            " temporal.tls.enabled: true (and temporal.tls.server_ca_file for a private CA)",
         ),
     }
     reason, text = texts.get(
@@ -239,6 +256,24 @@ def connection_error(
         address=address,
         reason=reason,
         detail=detail,
+    )
+
+
+def _closed_after_handshake(address: str, settings: TemporalTLSConfig, cert: str) -> str:
+    # With TLS 1.3 the server checks the client's certificate after the client has finished
+    # its handshake; its alert (CertificateRequired, CertificateExpired, UnknownCA) reaches the
+    # client only sometimes, before the connection closes. A TLS connection closed on the first
+    # call is then, nearly always, a client certificate refused or missing.
+    if settings.client_cert_file is None:
+        return (
+            f"the server at {address} closed the TLS connection on the first call: it probably"
+            " requires a client certificate (mutual TLS): set temporal.tls.client_cert_file and"
+            " temporal.tls.client_key_file"
+        )
+    return (
+        f"the server at {address} closed the TLS connection on the first call: it probably"
+        f" refused this client's certificate (expired, or not signed by a CA it trusts for"
+        f" clients): check {cert}"
     )
 
 
