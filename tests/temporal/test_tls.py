@@ -304,10 +304,10 @@ _HOP_HEADERS = ("user-agent", "te", "content-type", "grpc-accept-encoding", "grp
 
 
 @contextlib.asynccontextmanager
-async def key_proxy(target: str, server: Pair, key: str) -> AsyncIterator[KeyProxy]:
-    """A gRPC server on 127.0.0.1 (TLS, ``server``'s certificate) that records each call's
-    metadata, refuses calls without ``authorization: Bearer <key>`` and forwards the rest to
-    ``target`` unchanged (bytes in, bytes out)."""
+async def key_proxy(target: str, server: Pair | None, key: str) -> AsyncIterator[KeyProxy]:
+    """A gRPC server on 127.0.0.1 (TLS with ``server``'s certificate; plain without) that
+    records each call's metadata, refuses calls without ``authorization: Bearer <key>`` and
+    forwards the rest to ``target`` unchanged (bytes in, bytes out)."""
     grpc: Any = pytest.importorskip("grpc")  # untyped: no stubs
     aio: Any = grpc.aio
 
@@ -341,8 +341,11 @@ async def key_proxy(target: str, server: Pair, key: str) -> AsyncIterator[KeyPro
             return handler(details.method)
 
     listener = aio.server(handlers=[Forward()])
-    credentials = grpc.ssl_server_credentials([(server.key.read_bytes(), server.cert.read_bytes())])
-    listener.add_secure_port(proxy.address, credentials)
+    if server is None:
+        listener.add_insecure_port(proxy.address)
+    else:
+        pem = [(server.key.read_bytes(), server.cert.read_bytes())]
+        listener.add_secure_port(proxy.address, grpc.ssl_server_credentials(pem))
     await listener.start()
     try:
         yield proxy
@@ -516,6 +519,21 @@ async def test_api_key_sent_as_bearer_and_never_shown(temporal_server: DevServer
     assert {authorization for _, authorization in proxy.calls} == {f"Bearer {KEY}"}
 
 
+async def test_api_key_over_plain_tcp_when_tls_is_off(temporal_server: DevServer) -> None:
+    """``tls.enabled: false`` keeps the key's connection plain (a local sidecar adds TLS)."""
+    async with key_proxy(temporal_server.address, None, KEY) as proxy:
+        orch = Orchestrator.from_config(
+            config(
+                f"temporal:\n  address: {proxy.address}\n  api_key: {KEY}\n"
+                "  tls: {enabled: false}\n"
+            )
+        )
+        await asyncio.wait_for(orch.client(), 30)
+    assert proxy.calls == [
+        ("/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo", f"Bearer {KEY}")
+    ]
+
+
 async def test_refused_api_key(temporal_server: DevServer, pki: Pki) -> None:
     async with key_proxy(temporal_server.address, pki.server, KEY) as proxy:
         error = await refusal(
@@ -603,3 +621,26 @@ def test_workflows_show_through_mutual_tls(mtls_proxy: Stunnel, pki: Pki) -> Non
     assert refused.returncode == 1
     assert f"cannot connect to Temporal at {mtls_proxy.address}" in refused.stderr
     assert "requires a client certificate" in refused.stderr and "tonic" not in refused.stderr
+
+
+# --- the REST API ---------------------------------------------------------------------------
+
+
+def test_rest_api_says_what_to_check(mtls_proxy: Stunnel, pki: Pki, tmp_path: Path) -> None:
+    """The REST API's client connects with the orchestrator's TLS settings; refused for want
+    of a client certificate, its 503 problem carries the same advice."""
+    from tests.server.app import build
+    from tests.server.conftest import BackgroundApi
+    from tests.server.web import call
+
+    from belugaflow.config import TemporalTLSConfig
+
+    orch = build(tmp_path / "shop.db")
+    orch.temporal_address = mtls_proxy.address
+    orch.temporal_tls = TemporalTLSConfig(server_ca_file=str(pki.ca.cert), server_name=SERVER_NAME)
+    with BackgroundApi(orch) as api:
+        reply = call(f"{api.url}/api/v1/workflows")
+    assert reply.status == 503 and reply.problem["code"] == "temporal_unavailable"
+    detail = reply.problem["detail"]
+    assert detail.startswith(f"cannot connect to Temporal at {mtls_proxy.address}: ")
+    assert "client certificate" in detail and "temporal.tls.client_cert_file" in detail
