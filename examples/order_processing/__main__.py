@@ -131,7 +131,12 @@ async def run_durable() -> int:
         store = Store.create(Path(folder) / "shop.db")
         orch = create_app(config, store=store, decide=announced(decider_from_config(config)))
         address = orch.temporal_address
-        async with embedded_server(address, namespace=orch.temporal_namespace) as server:
+        async with embedded_server(
+            address,
+            namespace=orch.temporal_namespace,
+            tls=orch.temporal_tls,
+            api_key=orch.temporal_api_key,
+        ) as server:
             where = f"embedded dev server ({server.db_file})" if server else "running server"
             print(f"Temporal at {address}: {where}", flush=True)
             async with create_worker(await orch.client(), orch):

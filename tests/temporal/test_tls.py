@@ -644,3 +644,18 @@ def test_rest_api_says_what_to_check(mtls_proxy: Stunnel, pki: Pki, tmp_path: Pa
     detail = reply.problem["detail"]
     assert detail.startswith(f"cannot connect to Temporal at {mtls_proxy.address}: ")
     assert "client certificate" in detail and "temporal.tls.client_cert_file" in detail
+
+
+async def test_embedded_server_uses_a_tls_server_that_answers(
+    tls_proxy: Stunnel, pki: Pki, temporal_server: DevServer
+) -> None:
+    """``embedded_server`` (the one-process demo's) probes the configured address with the
+    configured TLS: the server behind stunnel answers, so none is started."""
+    from belugaflow.config import TemporalTLSConfig
+    from belugaflow.temporal import embedded_server
+
+    tls = TemporalTLSConfig(server_ca_file=str(pki.ca.cert), server_name=SERVER_NAME)
+    async with embedded_server(
+        tls_proxy.address, namespace=temporal_server.namespace, tls=tls
+    ) as server:
+        assert server is None
