@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
     from temporalio.converter import DataConverter
 
-    from .config import Config, Secret, TemporalTLSConfig
+    from .config import Config, Secret, TemporalTLSConfig, TemporalWorkerConfig
     from .llms import LLMHook
     from .monitoring import Tracing
     from .temporal import DurableRun
@@ -72,6 +72,9 @@ class Orchestrator:
             unless ``temporal_api_key`` is given (then TLS with the system's roots).
         temporal_api_key: API key sent as ``authorization: Bearer`` (``temporal.api_key``);
             kept as a :class:`~belugaflow.config.Secret`, so it never shows.
+        temporal_worker: What each worker process takes on (concurrency limits, graceful
+            shutdown) and its worker deployment version (``temporal.worker``); None: the
+            defaults, unversioned.
         metrics_prefix: Prefix of metric names (``monitoring.metrics.prefix``).
         metrics: Record Prometheus metrics of every run, node and model call
             (:attr:`metrics`, served by :meth:`metrics_app`; ``monitoring.metrics.enabled``).
@@ -114,6 +117,7 @@ class Orchestrator:
         temporal_namespace: str = DEFAULTS.temporal_namespace,
         temporal_tls: TemporalTLSConfig | None = None,
         temporal_api_key: Secret | str | None = None,
+        temporal_worker: TemporalWorkerConfig | None = None,
         metrics_prefix: str = DEFAULTS.metrics_prefix,
         metrics: bool = DEFAULTS.metrics,
         metrics_port: int | None = DEFAULTS.metrics_port,
@@ -149,6 +153,9 @@ class Orchestrator:
                 if isinstance(temporal_api_key, Secret)
                 else Secret(temporal_api_key)
             )
+        self.temporal_worker = temporal_worker
+        """Settings of this orchestrator's workers (``temporal.worker``), or None for the
+        defaults."""
         self.metrics_prefix = metrics_prefix
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
@@ -207,6 +214,7 @@ class Orchestrator:
             temporal_namespace=config.temporal.namespace,
             temporal_tls=config.temporal.tls,
             temporal_api_key=config.temporal.api_key,
+            temporal_worker=config.temporal.worker,
             metrics_prefix=config.monitoring.metrics.prefix,
             metrics=config.monitoring.metrics.enabled,
             metrics_port=config.monitoring.metrics.port,

@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from belugaflow import Orchestrator
+from belugaflow.cli._fleet import MAX_PROCESSES, run_fleet
 from belugaflow.cli._output import ExitCode, fail
 from belugaflow.cli._target import TargetError, load_orchestrator
-from belugaflow.config import Config, ConfigError, load_config
+from belugaflow.config import Config, ConfigError, TemporalWorkerConfig, load_config
 from belugaflow.monitoring import configure_logging_from_config
 
 __all__ = ["configure_logs", "worker"]
@@ -55,6 +56,29 @@ def worker(
             " [default: the orchestrator's, monitoring.metrics.port, 9464].",
         ),
     ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            help="Worker deployment name, for worker versioning"
+            " [default: temporal.worker.deployment]."
+        ),
+    ] = None,
+    build_id: Annotated[
+        str | None,
+        typer.Option(
+            help="This build's id in the deployment, e.g. a git commit"
+            " [default: temporal.worker.build_id].",
+        ),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_PROCESSES,
+            help="Worker processes to run: more than 1 makes this a supervisor that starts"
+            " them (metrics port P+i for worker i), forwards SIGTERM and restarts crashed ones.",
+        ),
+    ] = 1,
 ) -> None:
     """Run a worker: the orchestrator's graphs, workflows and activities, until SIGTERM.
 
@@ -69,10 +93,14 @@ def worker(
     orch.temporal_address = address or orch.temporal_address
     orch.temporal_namespace = namespace or orch.temporal_namespace
     queue = task_queue or orch.workflow_task_queue
+    if deployment or build_id:
+        orch.temporal_worker = versioned(orch, deployment, build_id)
     try:
         from belugaflow.temporal._worker import run_worker
     except ImportError as error:
         fail(f"{error}; install the extra: pip install 'belugaflow[temporal]'")
+    if processes > 1:  # checked the app and flags once; now a supervisor of N copies
+        run_fleet(orch, processes, metrics_port)
     # The tenants' namespaces too: the REST API starts each tenant's runs in its own.
     tenants = orch.config.server.auth.namespaces() if orch.config is not None else {}
     namespaces = [orch.temporal_namespace, *tenants.values()]
@@ -82,6 +110,13 @@ def worker(
         " SIGTERM or Ctrl-C drains and stops",
         err=True,
     )
+    settings = orch.temporal_worker
+    if settings is not None and settings.deployment is not None:
+        typer.echo(
+            f"worker deployment {settings.deployment!r}, build {settings.build_id!r}:"
+            f" {_BEHAVIOUR[settings.versioning]}",
+            err=True,
+        )
     port = orch.metrics_port if metrics_port is None else metrics_port
     code = ExitCode.OK
 
@@ -108,6 +143,27 @@ def worker(
     # The Temporal SDK's native runtime can crash while the interpreter shuts down
     # (sdk-python#300), so once it has started, leave without running finalizers.
     os._exit(code)
+
+
+_BEHAVIOUR = {
+    "pinned": "runs finish on the build they started on (pinned)",
+    "auto_upgrade": "runs move to the current build (auto-upgrade)",
+}
+
+
+def versioned(
+    orch: Orchestrator, deployment: str | None, build_id: str | None
+) -> TemporalWorkerConfig:
+    """The orchestrator's ``temporal.worker`` settings with the flags' deployment version."""
+    settings = orch.temporal_worker or TemporalWorkerConfig()
+    deployment = deployment or settings.deployment
+    build_id = build_id or settings.build_id
+    if deployment is None or build_id is None:
+        fail(
+            "worker versioning needs both a deployment and a build id:"
+            " --deployment and --build-id (or temporal.worker.deployment and build_id)"
+        )
+    return settings.model_copy(update={"deployment": deployment, "build_id": build_id})
 
 
 def configure_logs(orch: Orchestrator) -> None:

@@ -39,6 +39,7 @@ from belugaflow.config._models import (
     ServerConfig,
     TemporalConfig,
     TemporalTLSConfig,
+    TemporalWorkerConfig,
     TenantConfig,
     WorkflowConfig,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "ServerConfig",
     "TemporalConfig",
     "TemporalTLSConfig",
+    "TemporalWorkerConfig",
     "TenantConfig",
     "WorkflowConfig",
     "load_config",

@@ -326,6 +326,44 @@ class TemporalTLSConfig(_Section):
         return any(value is not None for value in files)
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+class TemporalWorkerConfig(_Section):
+    """The ``temporal.worker`` section: what each ``belugaflow worker`` process takes on, and
+    the worker deployment version it belongs to (docs/deploy.md, "Upgrading")."""
+
+    max_concurrent_activities: _Int = Field(default=100, ge=1)
+    """Activities (graph nodes, routers) one worker process runs at once; more wait on the
+    server. Default 100."""
+    max_concurrent_workflow_tasks: _Int = Field(default=100, ge=1)
+    """Workflow tasks one worker process runs at once. Default 100."""
+    graceful_shutdown: Annotated[Duration, AfterValidator(_not_negative)] = timedelta(seconds=30)
+    """On SIGTERM, how long running activities may take to finish before they are cancelled.
+    Default ``30s``."""
+    deployment: _OptionalText = Field(default=None, min_length=1)
+    """Worker deployment name (Temporal worker versioning), with ``build_id``. Default none:
+    an unversioned worker."""
+    build_id: _OptionalText = Field(default=None, min_length=1)
+    """This build's id within ``deployment``, usually ``"${BUILD_ID}"`` (a git commit, an
+    image tag). Default none."""
+    versioning: Literal["pinned", "auto_upgrade"] = "pinned"
+    """With a deployment: ``pinned`` runs finish on the build they started on;
+    ``auto_upgrade`` runs move to the current build (their code must replay). A workflow that
+    declares its own ``versioning_behavior`` keeps it. Default ``pinned``."""
+
+    @model_validator(mode="after")
+    def _pair(self) -> TemporalWorkerConfig:
+        if (self.deployment is None) != (self.build_id is None):
+            raise ValueError(
+                "deployment and build_id go together: set both for worker versioning, or neither"
+            )
+        return self
+
+
 class TemporalConfig(_Section):
     """The ``temporal`` section: where the Temporal server is, and how to connect to it."""
 
@@ -339,6 +377,8 @@ class TemporalConfig(_Section):
     """API key, sent as ``authorization: Bearer KEY`` on every call (Temporal Cloud, or a
     cluster behind an authorizing proxy); usually ``"${TEMPORAL_API_KEY}"``. Turns TLS on
     unless ``tls.enabled`` is false. Default none."""
+    worker: TemporalWorkerConfig = TemporalWorkerConfig()
+    """Each worker process's limits and its worker deployment version."""
 
 
 class RateLimitConfig(_Section):

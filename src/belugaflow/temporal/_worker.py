@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior
+from temporalio.worker import Worker, WorkerDeploymentConfig, WorkerDeploymentVersion
 
+from ..config import TemporalWorkerConfig
+from ._deployments import routing_note
 from ._engine import graph_worker
 from ._namespaces import ensure_namespace, in_namespace
 
@@ -19,6 +24,8 @@ if TYPE_CHECKING:
     from .._orchestrator import Orchestrator
 
 __all__ = ["create_worker", "run_worker"]
+
+logger = logging.getLogger("belugaflow.worker")
 
 
 def create_worker(
@@ -33,7 +40,16 @@ def create_worker(
     (:attr:`~belugaflow.Orchestrator.data_converter`), the one its starts and results use.
     With tracing on (:attr:`~belugaflow.Orchestrator.tracing`), the worker carries the trace
     of every workflow and activity it runs on, even on a client connected without it.
+
+    Its limits, graceful shutdown and worker deployment version come from
+    :attr:`~belugaflow.Orchestrator.temporal_worker` (``temporal.worker``); ``options`` given
+    here win.
     """
+    defaults = worker_options(orch.temporal_worker or TemporalWorkerConfig())
+    if "tuner" in options:  # a tuner sets the slots itself; the SDK refuses both
+        del defaults["max_concurrent_activities"], defaults["max_concurrent_workflow_tasks"]
+    for name, value in defaults.items():
+        options.setdefault(name, value)
     if orch.tracing is not None:
         from ._tracing import worker_interceptors
 
@@ -113,6 +129,7 @@ async def run_worker(
         async with contextlib.AsyncExitStack() as running:
             for worker in workers:
                 await running.enter_async_context(worker)
+            await _say_routing(client, orch.temporal_worker)
             await stop.wait()
     finally:
         if server is not None:
@@ -122,6 +139,36 @@ async def run_worker(
         if orch.tracing is not None:  # `belugaflow worker` leaves by os._exit: no atexit
             await asyncio.to_thread(orch.tracing.flush)
 
+
+async def _say_routing(client: Client, settings: TemporalWorkerConfig | None) -> None:
+    if settings is None or settings.deployment is None or settings.build_id is None:
+        return
+    reached, note = await routing_note(client, settings.deployment, settings.build_id)
+    logger.log(logging.INFO if reached else logging.WARNING, "%s", note)
+
+
+def worker_options(settings: TemporalWorkerConfig) -> dict[str, Any]:
+    """``Worker`` options for ``temporal.worker``."""
+    options: dict[str, Any] = {
+        "max_concurrent_activities": settings.max_concurrent_activities,
+        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
+        # One thread per activity slot, so a slot never waits for a thread (nodes may block).
+        "activity_executor": ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
+        "graceful_shutdown_timeout": settings.graceful_shutdown,
+    }
+    if settings.deployment is not None and settings.build_id is not None:
+        options["deployment_config"] = WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(settings.deployment, settings.build_id),
+            use_worker_versioning=True,
+            default_versioning_behavior=_BEHAVIORS[settings.versioning],
+        )
+    return options
+
+
+_BEHAVIORS = {
+    "pinned": VersioningBehavior.PINNED,
+    "auto_upgrade": VersioningBehavior.AUTO_UPGRADE,
+}
 
 # What a signal's handler is when the program set none (SIGINT's raises KeyboardInterrupt).
 _DEFAULT_HANDLERS = (signal.SIG_DFL, signal.default_int_handler, None)
