@@ -11,6 +11,7 @@ from belugaflow.cli._config import config_app
 from belugaflow.cli._graph import graph_app
 from belugaflow.cli._keys import keys_app
 from belugaflow.cli._memory import memory_app
+from belugaflow.cli._replay import replay
 from belugaflow.cli._runs import run
 from belugaflow.cli._serve import serve
 from belugaflow.cli._server import server_app
@@ -39,6 +40,7 @@ app.command("worker")(worker)
 app.command("serve")(serve)
 app.command("up")(up)
 app.command("run")(run)
+app.command("replay")(replay)
 
 
 def _print_version(value: bool) -> None:

@@ -42,6 +42,9 @@ class ExitCode(IntEnum):
     """The run is still running when the command stopped waiting for it."""
     UNAUTHORIZED = 11
     """The API refused the API key, or wants one (401, 403)."""
+    NOT_REPLAYABLE = 12
+    """A workflow history does not replay on the app's code, or cannot be read
+    (``belugaflow replay``)."""
     INTERRUPTED = 130
     """Ctrl-C while watching a run (the run goes on)."""
 

@@ -8,6 +8,8 @@
   starts it only where the configured address has no server.
 * :func:`connect` connects to a Temporal frontend with the ``temporal`` config's TLS, mutual
   TLS and API key, and says what to check when it cannot (:class:`TemporalConnectionError`).
+* :func:`replayer` replays recorded histories with an orchestrator's workflows and its
+  worker's settings (:func:`read_history` reads one from a file): ``belugaflow replay``.
 * :func:`data_converter` keeps payloads within Temporal's size limit: a claim check into a
   blob store, or a clear non-retryable error.
 
@@ -49,6 +51,7 @@ from ._payloads import (
     PayloadTooLargeError,
     data_converter,
 )
+from ._replay import read_history, replayer
 from ._schemas import publish, workflow_schema
 from ._worker import create_worker, run_worker
 
@@ -79,6 +82,8 @@ __all__ = [
     "find_test_server",
     "graph_worker",
     "publish",
+    "read_history",
+    "replayer",
     "run_worker",
     "workflow_schema",
 ]
