@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from temporalio import activity
@@ -192,12 +192,13 @@ class WorkerProcess:
         task_queue: str,
         log: Path,
         env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.log = log
         self.task_queue = task_queue
         command = [*belugaflow_command(), "worker", "--app", app, "--address", address]
         command += ["--namespace", namespace, "--task-queue", task_queue]
-        command += ["--metrics-port", "0"]  # a free port each: workers run side by side
+        command += ["--metrics-port", "0", *args]  # a free port each: workers run side by side
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 command,
