@@ -44,6 +44,7 @@ from belugaflow.temporal._worker import run_worker
 
 SERVER_NAME = "temporal.test"
 KEY = "bf-test-key-9c1e"
+ROOT = Path(__file__).resolve().parents[2]
 
 # --- the test CA ----------------------------------------------------------------------------
 
@@ -659,3 +660,46 @@ async def test_embedded_server_uses_a_tls_server_that_answers(
         tls_proxy.address, namespace=temporal_server.namespace, tls=tls
     ) as server:
         assert server is None
+
+
+# --- the done-when: the order example against a secured cluster, by config alone -------------
+
+
+async def test_the_order_example_runs_on_a_tls_and_key_protected_cluster(
+    temporal_server: DevServer, pki: Pki, alpn_shim: Path, tmp_path: Path
+) -> None:
+    """A cluster that requires mutual TLS (stunnel) and an API key (the recording proxy behind
+    it): ``python -m examples.order_processing`` completes its orders there with the
+    ``temporal`` section set by ``BELUGAFLOW__`` variables alone, every call carrying the key."""
+    async with key_proxy(temporal_server.address, None, KEY) as keys:
+        with stunnel(tmp_path, alpn_shim, keys.address, pki.server, pki.ca.cert) as cluster:
+            settings = {
+                "ADDRESS": cluster.address,
+                "NAMESPACE": temporal_server.namespace,
+                "API_KEY": KEY,
+                "TLS__SERVER_CA_FILE": str(pki.ca.cert),
+                "TLS__SERVER_NAME": SERVER_NAME,
+                "TLS__CLIENT_CERT_FILE": str(pki.client.cert),
+                "TLS__CLIENT_KEY_FILE": str(pki.client.key),
+            }
+            env = {f"BELUGAFLOW__TEMPORAL__{key}": value for key, value in settings.items()}
+            env["BELUGAFLOW__ORCHESTRATION__WORKFLOW__TASK_QUEUE"] = f"tls-{uuid.uuid4().hex}"
+            env["BELUGAFLOW_ORDERS_DB"] = str(tmp_path / "orders.db")
+            demo = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "examples.order_processing",
+                cwd=ROOT, env={**os.environ, **env},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(demo.communicate(), 120)
+    text = out.decode(errors="replace")
+    assert demo.returncode == 0, text
+    assert f"Temporal at {cluster.address}: running server" in text
+    assert text.count("completed") >= 2 and "out of stock" in text, text
+    methods = {method.rsplit("/", 1)[-1] for method, _ in keys.calls}
+    assert {
+        "StartWorkflowExecution",
+        "RespondActivityTaskCompleted",
+        "SignalWorkflowExecution",
+    } <= methods
+    assert {authorization for _, authorization in keys.calls} == {f"Bearer {KEY}"}
+    assert KEY not in text
