@@ -132,7 +132,7 @@ def test_what_the_app_cannot_replay_or_read_is_one_clear_line_each(tmp_path: Pat
         ([], "error: give history files or directories to replay, or --query"),
         (["--save", "out", str(HISTORIES)], "error: --save writes the histories that --query"),
         (["tests/cli"], "error: directory 'tests/cli' holds no *.json file"),
-        (["no-such.json"], "'no-such.json' does not exist"),
+        (["no-such.json"], "error: no-such.json: no such file or directory"),
     ],
     ids=["nothing", "save-without-query", "empty-dir", "missing-file"],
 )

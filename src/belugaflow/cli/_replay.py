@@ -48,7 +48,6 @@ def replay(
         list[Path] | None,
         typer.Argument(
             metavar="HISTORY_FILE_OR_DIR",
-            exists=True,
             help="History JSON files (temporal workflow show -w ID --output json > h.json);"
             " a directory means every *.json in it.",
         ),
@@ -123,6 +122,9 @@ def _expand(paths: Sequence[Path]) -> list[Path]:
     """The files to replay: each file given, and every ``*.json`` of each directory."""
     files: list[Path] = []
     for path in paths:
+        # Checked here, not as typer parses: a line naming files (docs/cli.md's) still parses.
+        if not path.exists():
+            fail(f"{path}: no such file or directory", ExitCode.USAGE)
         if not path.is_dir():
             files.append(path)
             continue
