@@ -1,6 +1,7 @@
-"""Rolling out a changed worker while runs of the old build wait, as docs/deploy.md tells an
-operator to: ``belugaflow worker --deployment D --build-id B`` and the official ``temporal
-worker deployment`` commands.
+"""Rolling out a changed worker while runs of the old build wait, by the commands of
+docs/deploy.md ("Upgrading without breaking running workflows"), read from its ``bash`` blocks
+and run against the test server: ``belugaflow worker`` with the build id from the environment,
+and the official ``temporal`` CLI.
 
 Build 2 (``tests/temporal/shipping/build2.py``) changes the ``shipping`` graph in place, so the
 runs build 1 started cannot continue on it; pinned to build 1, they never have to.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shlex
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,11 +21,13 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 from tests.temporal.cli import Cli
-from tests.temporal.fault_app import WorkerProcess
+from tests.temporal.fault_app import ROOT, WorkerProcess
+from tests.test_docs import fenced_blocks
 
 from belugaflow.temporal import DevServer
 
 WAIT = 20.0
+DEPLOY_MD = ROOT / "docs" / "deploy.md"
 
 
 @pytest.fixture
@@ -30,59 +35,80 @@ def cli(temporal_server: DevServer) -> Cli:
     return Cli(temporal_server)
 
 
-class Rollout:
-    """One worker deployment on its own task queue: its builds' worker processes."""
+def documented(marker: str) -> list[str]:
+    """The command lines of the one ``bash`` block of docs/deploy.md holding ``marker``."""
+    blocks = fenced_blocks(DEPLOY_MD.read_text(encoding="utf-8"), "docs/deploy.md")
+    [block] = [block for block in blocks if block.lang == "bash" and marker in block.code]
+    lines = block.code.splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+class Operator:
+    """Runs the documented lines against the test server, the app being the ``shipping`` test
+    app: ``BUILD_ID=N belugaflow worker --app shipping:orch`` starts a worker of build N (on
+    this test's task queue), ``temporal ...`` runs the official CLI, ``kill -TERM
+    $BUILD_N_WORKER_PIDS`` sends build N's worker SIGTERM."""
 
     def __init__(self, server: DevServer, cli: Cli, logs: Path) -> None:
         self.server, self.cli, self.logs = server, cli, logs
-        self.name = f"shipping-{uuid.uuid4().hex[:8]}"
-        self.queue = self.name
+        self.queue = f"shipping-{uuid.uuid4().hex[:8]}"
         self.workers: dict[str, WorkerProcess] = {}
 
-    def start(self, build: str) -> WorkerProcess:
+    def start_worker(self, line: str) -> WorkerProcess:
+        assignment, *command = shlex.split(line)
+        assert command == ["belugaflow", "worker", "--app", "shipping:orch"], line
+        build = assignment.removeprefix("BUILD_ID=")
         worker = WorkerProcess(
             f"tests.temporal.shipping.build{build}:orch",
             address=self.server.address,
             namespace=self.server.namespace,
             task_queue=self.queue,
             log=self.logs / f"build{build}.log",
-            args=["--deployment", self.name, "--build-id", build],
+            env={"BUILD_ID": build},
         )
         self.workers[build] = worker
         return worker
 
-    async def make_current(self, build: str) -> None:
-        """``temporal worker deployment set-current-version``, once the server knows the
-        build (its worker has polled)."""
-        command = ("worker", "deployment", "set-current-version", "--deployment-name",
-                   self.name, "--build-id", build, "--yes")  # fmt: skip
-        await until(lambda: self.cli.run(*command).returncode == 0)
+    async def temporal(self, line: str) -> str:
+        """The line's ``temporal`` command; retried while the server does not know a build
+        yet (its workers have not polled)."""
+        program, *args = shlex.split(line)
+        assert program == "temporal", line
+        done: list[str] = []
+
+        def succeeded() -> bool:
+            ran = self.cli.run(*args)
+            done.append(ran.stdout)
+            return ran.returncode == 0
+
+        await until(succeeded)
+        return done[-1]
+
+    def listed(self, line: str) -> list[str]:
+        """The workflow ids ``temporal workflow list`` shows."""
+        program, *args = shlex.split(line)
+        assert program == "temporal" and args[:2] == ["workflow", "list"], line
+        runs = json.loads(self.cli(*args, "--output", "json") or "[]")
+        return [run["execution"]["workflowId"] for run in runs]
+
+    def stop(self, line: str) -> int:
+        """SIGTERM to the build the line names; the worker's exit code."""
+        found = re.fullmatch(r"kill -TERM \$BUILD_(\w+)_WORKER_PIDS", line)
+        assert found is not None, line
+        return self.workers[found[1]].stop()
 
     def start_run(self, order: str) -> str:
-        workflow_id = f"{order}-{self.name}"
+        workflow_id = f"{order}-{self.queue}"
         self.cli("workflow", "start", "--type", "shipping", "--task-queue", self.queue,
                  "--workflow-id", workflow_id, "--input", json.dumps({"order": order}))  # fmt: skip
         return workflow_id
 
-    async def until_running_on(self, build: str, expected: list[str]) -> None:
-        """Wait until the open runs pinned to ``build``, as an operator lists them, are
-        ``expected`` (visibility lags a little behind the runs)."""
-        query = (
-            f"TemporalWorkerDeploymentVersion='{self.name}:{build}' AND ExecutionStatus='Running'"
-        )
-
-        def listed() -> bool:
-            out = self.cli("workflow", "list", "--query", query, "-o", "json")
-            return [run["execution"]["workflowId"] for run in json.loads(out or "[]")] == expected
-
-        await until(listed)
-
 
 @pytest.fixture
-def rollout(temporal_server: DevServer, cli: Cli, tmp_path: Path) -> Iterator[Rollout]:
-    rollout = Rollout(temporal_server, cli, tmp_path)
-    yield rollout
-    for worker in rollout.workers.values():
+def operator(temporal_server: DevServer, cli: Cli, tmp_path: Path) -> Iterator[Operator]:
+    operator = Operator(temporal_server, cli, tmp_path)
+    yield operator
+    for worker in operator.workers.values():
         worker.stop()
 
 
@@ -105,20 +131,25 @@ async def until_waiting(cli: Cli, workflow_id: str) -> None:
     await until(lambda: cli.progress(workflow_id)["status"] == "waiting")
 
 
-async def test_pinned_runs_finish_on_their_build_and_new_runs_take_the_next(
-    rollout: Rollout, cli: Cli, temporal_client: Client
+async def test_the_documented_rollout_keeps_each_run_on_its_build(
+    operator: Operator, cli: Cli, temporal_client: Client
 ) -> None:
-    build1 = rollout.start("1")
-    await until_logged(build1, "is not current (current: none)")
-    await rollout.make_current("1")
-    old = rollout.start_run("o-1")
-    await until_waiting(cli, old)
-    await rollout.until_running_on("1", [old])
+    start_build1, make_build1_current = documented("--build-id 1 --yes")
+    start_build2, make_build2_current, list_build1_runs, stop_build1 = documented(
+        "--build-id 2 --yes"
+    )
 
-    build2 = rollout.start("2")
+    build1 = operator.start_worker(start_build1)
+    await until_logged(build1, "is not current (current: none)")
+    await operator.temporal(make_build1_current)
+    old = operator.start_run("o-1")
+    await until_waiting(cli, old)
+    await until(lambda: operator.listed(list_build1_runs) == [old])
+
+    build2 = operator.start_worker(start_build2)
     await until_logged(build2, "is not current (current: 1)")
-    await rollout.make_current("2")
-    new = rollout.start_run("o-2")
+    await operator.temporal(make_build2_current)
+    new = operator.start_run("o-2")
     await until_waiting(cli, new)
 
     for workflow_id in (old, new):
@@ -142,11 +173,10 @@ async def test_pinned_runs_finish_on_their_build_and_new_runs_take_the_next(
     )
     versioning = described["workflowExecutionInfo"]["versioningInfo"]
     assert versioning["behavior"] == "VERSIONING_BEHAVIOR_PINNED"
-    assert versioning["deploymentVersion"] == {"deploymentName": rollout.name, "buildId": "1"}
+    assert versioning["deploymentVersion"] == {"deploymentName": "shipping", "buildId": "1"}
 
-    # Build 1 has no open run left: it can go. Draining, its worker exits 0.
-    await rollout.until_running_on("1", [])
-    assert build1.stop() == 0, build1.output()
+    await until(lambda: operator.listed(list_build1_runs) == [])
+    assert operator.stop(stop_build1) == 0, build1.output()
 
 
 async def test_without_versioning_the_open_run_breaks_on_the_new_build(
@@ -163,6 +193,7 @@ async def test_without_versioning_the_open_run_breaks_on_the_new_build(
             namespace=temporal_server.namespace,
             task_queue=queue,
             log=tmp_path / f"build{build}.log",
+            env={"BUILD_ID": "", "BELUGAFLOW__TEMPORAL__WORKER__DEPLOYMENT": ""},  # unversioned
         )
 
     build1 = start("1")

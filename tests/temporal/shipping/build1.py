@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from belugaflow import Orchestrator
+from pathlib import Path
+
+from belugaflow import Orchestrator, load_config
 
 BUILD = "1"
 
-orch = Orchestrator()
+orch = Orchestrator.from_config(load_config(Path(__file__).with_name("config.yaml")))
 
 
 def reserve(state: dict[str, object]) -> dict[str, object]:
