@@ -224,9 +224,10 @@ async def _client(orch: Orchestrator, *, offline: bool) -> AsyncIterator[Client]
 
     if not offline:
         try:
-            yield await orch.client()
+            client = await orch.client()
         except TemporalConnectionError as error:
             raise _Stop(str(error)) from None
+        yield client
         return
     try:
         server = await DevServer().start()
@@ -297,12 +298,11 @@ async def _fetch(client: Client, query: str, limit: int) -> AsyncIterator[Workfl
             count += 1
             yield history
     except RPCError as error:
-        refused = error.status == RPCStatusCode.INVALID_ARGUMENT  # the query itself is wrong
-        raise _Stop(
-            f"{client.service_client.config.target_host} (namespace {client.namespace!r})"
-            f" refused the query {query!r}: {error.message}",
-            ExitCode.USAGE if refused else ExitCode.INVALID,
-        ) from None
+        server = f"{client.service_client.config.target_host} (namespace {client.namespace!r})"
+        if error.status == RPCStatusCode.INVALID_ARGUMENT:  # the query itself is wrong
+            refused = f"{server} refused the query {query!r}: {error.message}"
+            raise _Stop(refused, ExitCode.USAGE) from None
+        raise _Stop(f"cannot fetch the runs of {query!r} from {server}: {error.message}") from None
     if count == limit:
         typer.echo(f"stopped at --limit {limit}: more runs may match {query!r}", err=True)
 
