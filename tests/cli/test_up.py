@@ -292,6 +292,25 @@ def test_up_refuses_a_temporal_address_on_another_machine(start: Callable[..., U
     assert up.pids() == {}
 
 
+@pytest.mark.parametrize(
+    "secured",
+    [{"BELUGAFLOW__TEMPORAL__API_KEY": "k"}, {"BELUGAFLOW__TEMPORAL__TLS__ENABLED": "true"}],
+)
+def test_up_refuses_to_start_a_plain_server_for_a_secured_config(
+    start: Callable[..., Up], secured: dict[str, str]
+) -> None:
+    """With temporal.tls or temporal.api_key set and no server at the address, ``up`` does
+    not start its plain server, which its own worker and API could not reach."""
+    with socket.socket() as probe:  # a free port: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    up = start(BELUGAFLOW__TEMPORAL__ADDRESS=address, **secured)
+    assert up.exit_code() == 1
+    assert f"sets temporal.tls or temporal.api_key, but nothing answers at {address}" in up.output
+    assert "start the secured server first" in up.output
+    assert up.pids() == {}
+
+
 def test_up_refuses_a_port_where_something_else_listens(start: Callable[..., Up]) -> None:
     """Something that listens on the Temporal port but is no Temporal server is refused."""
     with socket.create_server(("127.0.0.1", 0)) as listener:

@@ -436,6 +436,7 @@ def _temporal(
 ) -> _Temporal:
     """Start the embedded server, or use the one found (see the module's docstring)."""
     if port is not None:
+        _refuse_if_secured(orch, f"--temporal-port {port} is a plain local server")
         host = HOST
     else:
         host, _, text = orch.temporal_address.rpartition(":")
@@ -470,7 +471,22 @@ def _temporal(
         _ensure_namespace(address, UP_NAMESPACE, **secured)
         ui = _existing_ui(host, port)
         return _Temporal(address, UP_NAMESPACE, UP_TASK_QUEUE, ui, f"{address} (found)")
+    _refuse_if_secured(orch, f"nothing answers at {address}")
     return _embedded(stack, orch, data_dir, port, ui_port, fast)
+
+
+def _refuse_if_secured(orch: Orchestrator, why: str) -> None:
+    """The worker and API connect as the app's config says: never to a plain server when it
+    asks for TLS or an API key."""
+    tls = orch.temporal_tls
+    tls_on = tls is not None and (tls.active if tls.enabled is None else tls.enabled)
+    if tls_on or orch.temporal_api_key is not None:
+        fail(
+            f"the app's config sets temporal.tls or temporal.api_key, but {why}, and the"
+            " server `belugaflow up` starts is plain TCP, which its worker and API could not"
+            " reach: start the secured server first (up then uses it), or run up with a"
+            " config without temporal.tls and temporal.api_key"
+        )
 
 
 def _embedded(
