@@ -182,10 +182,11 @@ async def _replay_all(
     save: Path | None,
     report: Report,
 ) -> None:
+    from belugaflow.temporal import TemporalConnectionError
     from belugaflow.temporal._replay import read_history, served_types
 
-    async with _client(orch, offline=query is None) as client:
-        replayer = _replayer(orch, client)
+    async with _private_client(orch) as private:
+        replayer = _replayer(orch, private)
         served = served_types(orch, replayer)
         for path in files:
             try:
@@ -194,41 +195,35 @@ async def _replay_all(
                 report.fail(str(path), str(error).removeprefix(f"{path}: "))
                 continue
             await _replay_one(replayer, served, history, report)
-        if query is not None:
-            saved = _Saver(save) if save is not None else None
-            async for history in _fetch(client, query, limit):
-                if saved is not None:
-                    saved.write(history)
-                await _replay_one(replayer, served, history, report)
-            if saved is not None and saved.count:
-                typer.echo(f"saved {saved.count} histories to {save}", err=True)
-
-
-@contextlib.asynccontextmanager
-async def _client(orch: Orchestrator, *, offline: bool) -> AsyncIterator[Client]:
-    """The orchestrator's client; offline, one of a throwaway in-memory dev server.
-
-    Temporal's ``Worker`` (which the replayer is made from, to have exactly its settings)
-    needs a connected client, but replaying files needs no server: offline, the client's
-    server is a private dev server that lives as long as the check, so no cluster (and no
-    credential) is needed to check a build against saved histories.
-    """
-    from temporalio.client import Client
-
-    from belugaflow.temporal import (
-        DevServer,
-        DevServerError,
-        TemporalBinaryNotFoundError,
-        TemporalConnectionError,
-    )
-
-    if not offline:
+        if query is None:
+            return
         try:
             client = await orch.client()
         except TemporalConnectionError as error:
             raise _Stop(str(error)) from None
-        yield client
-        return
+        saved = _Saver(save) if save is not None else None
+        async for history in _fetch(client, query, limit):
+            if saved is not None:
+                saved.write(history)
+            await _replay_one(replayer, served, history, report)
+        if saved is not None and saved.count:
+            typer.echo(f"saved {saved.count} histories to {save}", err=True)
+
+
+@contextlib.asynccontextmanager
+async def _private_client(orch: Orchestrator) -> AsyncIterator[Client]:
+    """A client like the orchestrator's (its data converter and tracing), of a throwaway
+    in-memory dev server that lives as long as the check.
+
+    Temporal's ``Worker``, which the replayer is made from to have exactly its settings, needs
+    a connected client, but replaying needs no server: with a private one, a build is checked
+    without a cluster or its credentials, and no worker of the check ever shows in the app's
+    namespace (``--query`` only lists and fetches there).
+    """
+    from temporalio.client import Client
+
+    from belugaflow.temporal import DevServer, DevServerError, TemporalBinaryNotFoundError
+
     try:
         server = await DevServer().start()
     except (DevServerError, TemporalBinaryNotFoundError) as error:
