@@ -152,7 +152,7 @@ def worker_options(settings: TemporalWorkerConfig) -> dict[str, Any]:
     options: dict[str, Any] = {
         "max_concurrent_activities": settings.max_concurrent_activities,
         "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
-        # One thread per activity slot, so a slot never waits for a thread (nodes may block).
+        # Sync activities an app registers run here: one thread per slot, so none waits.
         "activity_executor": ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
         "graceful_shutdown_timeout": settings.graceful_shutdown,
     }
