@@ -194,6 +194,10 @@ async def test_runs_from_the_server_replay_fetched_saved_and_shown_by_the_offici
         assert again.returncode == ExitCode.OK, again.stdout + again.stderr
         assert sorted(lines(again)) == expected
 
+        newest = await asyncio.to_thread(replay, *app, *target, "--query", query, "--limit", "1")
+        assert lines(newest) == [f"ok    {open_id}  {GREET}"], newest.stdout + newest.stderr
+        assert f"stopped at --limit 1: more runs may match {query!r}" in newest.stderr
+
         none = await asyncio.to_thread(replay, *app, *target, "--query", f"WorkflowId='{queue}'")
         assert none.returncode == ExitCode.OK, none.stdout + none.stderr
         assert none.stdout == f"no run matches \"WorkflowId='{queue}'\": nothing to replay\n"
