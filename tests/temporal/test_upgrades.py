@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shlex
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 from tests.temporal.cli import Cli
-from tests.temporal.fault_app import ROOT, WorkerProcess
+from tests.temporal.fault_app import ROOT, WorkerProcess, belugaflow_command
 from tests.test_docs import fenced_blocks
 
 from belugaflow.temporal import DevServer
@@ -183,8 +185,10 @@ async def test_without_versioning_the_open_run_breaks_on_the_new_build(
     temporal_server: DevServer, cli: Cli, temporal_client: Client, tmp_path: Path
 ) -> None:
     """What the procedure prevents: unversioned, build 2 takes over build 1's waiting run and
-    fails its every workflow task with a non-determinism error; the run is stuck."""
+    fails its every workflow task with a non-determinism error; the run is stuck.
+    ``belugaflow replay --query`` (the documented check before such a rollout) says so first."""
     queue = f"unversioned-{uuid.uuid4().hex[:8]}"
+    unversioned = {"BUILD_ID": "", "BELUGAFLOW__TEMPORAL__WORKER__DEPLOYMENT": ""}
 
     def start(build: str) -> WorkerProcess:
         return WorkerProcess(
@@ -193,7 +197,20 @@ async def test_without_versioning_the_open_run_breaks_on_the_new_build(
             namespace=temporal_server.namespace,
             task_queue=queue,
             log=tmp_path / f"build{build}.log",
-            env={"BUILD_ID": "", "BELUGAFLOW__TEMPORAL__WORKER__DEPLOYMENT": ""},  # unversioned
+            env=unversioned,
+        )
+
+    def replay(build: str) -> subprocess.CompletedProcess[str]:
+        app = f"tests.temporal.shipping.build{build}:orch"
+        query = f"WorkflowId='{workflow_id}'"
+        target = ["--address", temporal_server.address, "--namespace", temporal_server.namespace]
+        return subprocess.run(
+            [*belugaflow_command(), "replay", "--app", app, "--query", query, *target],
+            cwd=ROOT,
+            env={**os.environ, **unversioned},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     build1 = start("1")
@@ -204,6 +221,10 @@ async def test_without_versioning_the_open_run_breaks_on_the_new_build(
         await until_waiting(cli, workflow_id)
     finally:
         assert build1.stop() == 0, build1.output()
+    refused = await asyncio.to_thread(replay, "2")
+    assert refused.returncode == 12, refused.stdout + refused.stderr
+    assert f"FAIL  {workflow_id}  shipping: [TMPRL1100] Nondeterminism error" in refused.stdout
+    assert (await asyncio.to_thread(replay, "1")).returncode == 0
     build2 = start("2")
     try:
         cli("workflow", "signal", "--workflow-id", workflow_id, "--name", "approve")
