@@ -24,7 +24,7 @@ from typing import Any
 
 from belugaflow import Orchestrator
 
-from . import api, chaos, durable, durable_scale, embedders, memory
+from . import api, chaos, durable, durable_scale, embedders, memory, scale_out
 from . import workloads as w
 from ._harness import asample, peak_rss_mib, quantiles, sample, sample_batched
 from .instrumentation import w11
@@ -172,6 +172,7 @@ WORKLOADS: dict[str, Callable[[bool], list[Record]]] = {
     "W11": w11,
     "W12": api.w12,
     "W13": w13,
+    "W14": scale_out.w14,
     "chaos": chaos.chaos,
 }
 ON_REQUEST = frozenset({"chaos"})
