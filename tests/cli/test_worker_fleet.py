@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from belugaflow import Orchestrator
-from belugaflow.cli._fleet import MAX_FAILED_STARTS
+from belugaflow.cli._fleet import MAX_FAILED_STARTS, MAX_PROCESSES, child_arguments
 from belugaflow.graph import CompiledGraph
 from belugaflow.temporal import DevServer
 
@@ -279,3 +279,30 @@ def test_workers_that_fail_at_every_start_stop_the_fleet(fleets: list[Fleet], ma
     assert "cannot connect to Temporal" in output  # the children's own reason, prefixed
     for index in (0, 1):
         assert len(re.findall(rf"fleet: worker {index}: pid", output)) <= MAX_FAILED_STARTS
+
+
+def test_children_get_the_command_line_without_processes_and_metrics_port() -> None:
+    argv = ["worker", "--app", "m:o", "--processes=3", "--metrics-port", "9000", "--task-queue",
+            "q", "--processes", "2", "--metrics-port=1", "--build-id", "b7"]  # fmt: skip
+    kept = child_arguments(argv, drop=("--processes", "--metrics-port"))
+    assert kept == ["worker", "--app", "m:o", "--task-queue", "q", "--build-id", "b7"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (["--processes", "0"], 2, "--processes"),
+        (["--processes", str(MAX_PROCESSES + 1)], 2, "--processes"),
+        (["--processes", "4", "--metrics-port", "65534"], 1, "beyond 65535"),
+    ],
+)
+def test_a_bad_process_count_or_port_range_is_refused_before_anything_starts(
+    extra: list[str], code: int, message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "belugaflow.cli", "worker", "--app", APP, *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=WAIT,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr
+    assert "fleet:" not in done.stderr.replace("test_worker_fleet:", "")
