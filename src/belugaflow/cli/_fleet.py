@@ -158,6 +158,7 @@ class _Fleet:
             _send(child, signal.SIGKILL)
         if running:  # killed just now: their exit is a moment away
             await asyncio.wait(running, timeout=KILL_MARGIN)
+        stopped.cancel()
         exits = [_exit_code(task) for task in keepers]
         if self.fatal is not None:
             typer.echo(f"{_ERROR} {self.fatal}", err=True)
@@ -225,6 +226,8 @@ class _Fleet:
             return ExitCode.INVALID
         child.process, child.started = process, time.monotonic()
         say(f"worker {child.index}: pid {process.pid}, {self._metrics_text(child)}")
+        if self.stopping.is_set():  # the stop came while it was being started: it missed it
+            _send(child, signal.SIGTERM)
         prefix = f"[worker {child.index}] ".encode()
         assert process.stdout is not None and process.stderr is not None
         await asyncio.gather(
