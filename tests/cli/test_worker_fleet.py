@@ -306,3 +306,26 @@ def test_a_bad_process_count_or_port_range_is_refused_before_anything_starts(
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert "fleet:" not in done.stderr.replace("test_worker_fleet:", "")
+
+
+async def test_a_second_sigterm_kills_the_workers_at_once(
+    temporal_server: DevServer, fleets: list[Fleet], marks: Path
+) -> None:
+    """The first SIGTERM drains; a second one, while an activity still holds its worker,
+    kills every child (the operator wants it over): exit 1, the kill named."""
+    queue = f"fleet-{uuid.uuid4().hex[:8]}"
+    fleet = _start(fleets, temporal_server, queue, marks, "--processes", "2", "--metrics-port",
+                   "-1")  # fmt: skip
+    fleet.wait_for(r"\[worker \d\] worker for ", count=2)
+    client, job = _client(temporal_server, queue)
+    run = uuid.uuid4().hex
+    (marks / f"{run}.hold").touch()
+    await client.start(job, {"run": run}, engine="temporal")
+    while _marked_by(marks, run) is None:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    fleet.process.send_signal(signal.SIGTERM)
+    fleet.wait_for(r"Beginning worker shutdown", count=2)
+    fleet.process.send_signal(signal.SIGTERM)
+    assert fleet.exit_code() == 1, fleet.output()
+    assert "fleet: SIGTERM again: killing the workers" in fleet.output()
+    assert re.search(r"was killed|not every worker drained cleanly", fleet.output())
